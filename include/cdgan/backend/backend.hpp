@@ -1,0 +1,39 @@
+/// @file backend/backend.hpp
+/// The device interface that every layer, loss and optimiser is written against.
+///
+/// What this represents: `backend<Device>` is a struct of static functions, specialised once per
+/// device (backend/cpu/backend.hpp, backend/cuda/backend.hpp). Layers call only these and the
+/// elementwise expressions of core/expr.hpp, so each layer is written once and compiles for both.
+///
+/// The set (row-major matrices, all pointers on the device):
+/// - gemm(ta, tb, M, N, K, alpha, A, B, beta, C): C[M×N] = alpha·op(A)·op(B) + beta·C, op(A) is M×K.
+/// - gemm_batched(..., count, strideA, strideB, strideC): `count` independent gemms.
+/// - reduce<R>(out, outer, mid, inner, e, beta): out[m] = beta·out[m] + R over (o, i) of
+///   e[(o·mid + m)·inner + i]; R is `reduction::sum` or `reduction::max`. Deterministic order.
+/// - im2col / col2im over a batch of NCHW images (col is [batch][C·K·K][OH·OW]; col2im adds into x).
+/// - copy(dst, src, n), fill via expressions, synchronize().
+#pragma once
+#include <cstddef>
+
+#include "../core/device.hpp"
+
+namespace cdgan {
+
+/// Geometry of a 2-D convolution with square kernel, equal stride and padding on both axes.
+struct conv_geometry {
+  std::size_t c, h, w, k, stride, pad, oh, ow;
+  constexpr std::size_t col_rows() const { return c * k * k; }
+  constexpr std::size_t col_cols() const { return oh * ow; }
+};
+
+namespace reduction {
+struct sum {};
+struct max {};
+}  // namespace reduction
+
+template <class Device>
+struct backend {
+  static_assert(sizeof(Device) == 0, "cdgan: no backend for this device in this translation unit (see backend/backend.hpp)");
+};
+
+}  // namespace cdgan

@@ -1,0 +1,104 @@
+/// @file core/memory.hpp
+/// Device memory: `buffer<Device, T>` owns a flat allocation that only grows. Allocations are counted
+/// (`cdgan::allocation_count()`), which lets a test prove that a training step allocates nothing
+/// after the first.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "../config.hpp"
+#include "device.hpp"
+#include "error.hpp"
+
+namespace cdgan {
+
+namespace detail {
+inline std::atomic<std::size_t>& allocation_counter() {
+  static std::atomic<std::size_t> n{0};
+  return n;
+}
+}  // namespace detail
+
+/// Number of device or host tensor allocations made by cdgan so far (all devices).
+inline std::size_t allocation_count() { return detail::allocation_counter().load(); }
+
+/// Allocation policy per device; the CUDA specialisation lives in backend/cuda/memory.hpp.
+template <class Device>
+struct device_memory {
+  static_assert(sizeof(Device) == 0,
+                "cdgan: this device's memory is not available. For cdgan::cuda link the cdgan::cuda target "
+                "(it defines CDGAN_WITH_CUDA) and include <cdgan/cdgan.hpp>.");
+};
+
+template <>
+struct device_memory<cpu> {
+  static void* allocate(std::size_t bytes) {
+    std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  static void deallocate(void* p) noexcept { std::free(p); }
+  static void copy(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void zero(void* dst, std::size_t bytes) { std::memset(dst, 0, bytes); }
+};
+
+/// Owning, growable, uninitialised storage of `T` on `Device`. Never shrinks: resizing to a smaller
+/// or equal count does not allocate.
+template <class Device, class T = real>
+class buffer {
+ public:
+  buffer() = default;
+  explicit buffer(std::size_t n) { resize(n); }
+  buffer(const buffer& o) { *this = o; }
+  buffer& operator=(const buffer& o) {
+    if (this != &o) {
+      resize(o.n_);
+      if (n_) device_memory<Device>::copy(p_, o.p_, n_ * sizeof(T));
+    }
+    return *this;
+  }
+  buffer(buffer&& o) noexcept { swap(o); }
+  buffer& operator=(buffer&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~buffer() { release(); }
+
+  void resize(std::size_t n) {
+    if (n > cap_) {
+      release();
+      p_ = static_cast<T*>(device_memory<Device>::allocate(n * sizeof(T)));
+      cap_ = n;
+      ++detail::allocation_counter();
+    }
+    n_ = n;
+  }
+  void swap(buffer& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    std::swap(cap_, o.cap_);
+  }
+  T* data() noexcept { return p_; }
+  const T* data() const noexcept { return p_; }
+  std::size_t size() const noexcept { return n_; }
+  std::size_t capacity() const noexcept { return cap_; }
+
+ private:
+  void release() noexcept {
+    if (p_) device_memory<Device>::deallocate(p_);
+    p_ = nullptr;
+    n_ = cap_ = 0;
+  }
+  T* p_ = nullptr;
+  std::size_t n_ = 0, cap_ = 0;
+};
+
+}  // namespace cdgan
