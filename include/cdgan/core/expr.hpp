@@ -88,6 +88,20 @@ struct expr_broadcast : expr_base {
   bool fits(std::size_t m) const { return m % (inner * period) == 0; }
 };
 
+/// Element i is f(i): masks and index patterns (f is a CDGAN_HOST_DEVICE functor that may read
+/// device memory of `Device`).
+template <class Device, class F>
+struct expr_generate : expr_base {
+  using device = Device;
+  F f;
+  CDGAN_HOST_DEVICE real operator[](std::size_t i) const { return f(i); }
+  bool fits(std::size_t) const { return true; }
+};
+template <class Device, class F>
+expr_generate<Device, F> generate(F f) {
+  return {{}, f};
+}
+
 template <class Op, class A>
 struct expr_unary : expr_base {
   using device = typename A::device;

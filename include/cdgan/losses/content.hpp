@@ -1,0 +1,46 @@
+/// @file losses/content.hpp
+/// The content loss L_z = mean over the batch of ‖z − e‖², e = E_e(G(z, c)) (Eq. 5), and the
+/// categorical cross-entropy used by the ClusterGAN and InfoGAN baselines.
+#pragma once
+#include "loss.hpp"
+
+namespace cdgan::losses {
+
+/// L_z = (1/B) Σ_b ‖z_b − e_b‖². Writes dL/de = 2(e − z)/B.
+template <shape_type S, class Device>
+real content(cview<S, Device> e, cview<S, Device> z, view<S, Device> de) {
+  require_same_batch("content (e vs z)", e.batch, z.batch);
+  require_same_batch("content (e vs gradient)", e.batch, de.batch);
+  const real inv_b = real(1) / static_cast<real>(e.batch);
+  de = (e - z) * (2 * inv_b);
+  return sum(square(e - z), e.size(), scratch<Device>()) * inv_b;
+}
+
+/// Softmax cross-entropy: (1/B) Σ_b −log softmax(logits_b)[label_b], labels as reals on the device.
+/// Writes dL/dlogits = (softmax − onehot)/B. `probs` is a work buffer of the logits' shape.
+template <std::size_t K, class Device>
+real cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shape<K>, Device> dlogits,
+                   tensor<shape<1>, Device>& work) {
+  require_same_batch("cross_entropy (logits vs gradient)", logits.batch, dlogits.batch);
+  const std::size_t B = logits.batch;
+  work.resize(2 * B);
+  real* mx = work.data();
+  real* lse = work.data() + B;
+  using BK = backend<Device>;
+  BK::template reduce<reduction::max>(mx, 1, B, K, logits.as_expr(), 0);
+  const expr_broadcast<Device> row_max{{}, mx, K, B}, row_lse{{}, lse, K, B};
+  BK::template reduce<reduction::sum>(lse, 1, B, K, exp(logits - row_max), 0);
+  view<shape<1>, Device>{lse, B} = log(view<shape<1>, Device>{lse, B}) + view<shape<1>, Device>{mx, B};
+  struct onehot {
+    const real* labels;
+    CDGAN_HOST_DEVICE real operator()(std::size_t k) const {
+      return static_cast<std::size_t>(labels[k / K]) == k % K ? real(1) : real(0);
+    }
+  };
+  const auto y = generate<Device>(onehot{labels});
+  const real inv_b = real(1) / static_cast<real>(B);
+  dlogits = (exp(logits - row_lse) - y) * inv_b;
+  return sum(y * (row_lse - logits), logits.size(), scratch<Device>()) * inv_b;
+}
+
+}  // namespace cdgan::losses

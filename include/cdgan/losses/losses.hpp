@@ -1,0 +1,8 @@
+/// @file losses/losses.hpp
+/// All losses.
+#pragma once
+#include "adversarial.hpp"
+#include "content.hpp"
+#include "contrastive.hpp"
+#include "gradient_penalty.hpp"
+#include "loss.hpp"

@@ -1,0 +1,212 @@
+// Losses: values against direct formulas in double, gradients against finite differences.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "cdgan/losses/losses.hpp"
+#include "cdgan/nn/nn.hpp"
+#include "cdgan/testing/gradient_check.hpp"
+
+using namespace cdgan;
+
+namespace {
+/// Direct evaluation of L_c in double (the definition in losses/contrastive.hpp).
+double reference_lc(const std::vector<real>& f, const std::vector<real>& lab, std::size_t N, std::size_t D, double tau,
+                    bool one) {
+  const std::size_t R = lab.size();
+  std::vector<double> u(f.begin(), f.end());
+  for (std::size_t r = 0; r < R; ++r) {
+    double n = 0;
+    for (std::size_t d = 0; d < D; ++d) n += u[r * D + d] * u[r * D + d];
+    for (std::size_t d = 0; d < D; ++d) u[r * D + d] /= std::sqrt(n);
+  }
+  auto s = [&](std::size_t i, std::size_t j) {
+    double v = 0;
+    for (std::size_t d = 0; d < D; ++d) v += u[i * D + d] * u[j * D + d];
+    return v / tau;
+  };
+  double total = 0;
+  int k = 0;
+  for (std::size_t i = 0; i < N; ++i) {
+    std::vector<std::size_t> pos, den;
+    for (std::size_t j = 0; j < R; ++j) {
+      if (j == i) continue;
+      const bool same = lab[i] == lab[j];
+      const bool p = same && (!one || j >= N || j == (i ^ 1u));
+      if (p) pos.push_back(j);
+      if (!one || !same || p) den.push_back(j);
+    }
+    if (pos.empty()) continue;
+    double z = 0;
+    for (auto j : den) z += std::exp(s(i, j));
+    double l;
+    if (one) {
+      double zp = 0;
+      for (auto j : pos) zp += std::exp(s(i, j));
+      l = -std::log(zp / z);
+    } else {
+      l = 0;
+      for (auto j : pos) l -= std::log(std::exp(s(i, j)) / z);
+      l /= pos.size();
+    }
+    total += l;
+    ++k;
+  }
+  return k ? total / k : 0;
+}
+
+void check_contrastive(losses::positives form, std::size_t N, std::size_t M, std::vector<real> labels) {
+  constexpr std::size_t D = 5;
+  const std::size_t R = N + M;
+  REQUIRE(labels.size() == R);
+  rng g(5);
+  tensor<shape<D>> f(R), df(R);
+  f = g.normal();
+  tensor<shape<1>> lab(R);
+  lab.from_host(labels);
+  losses::contrastive<D, cpu> lc(losses::contrastive_options{}.temperature(0.5f).form(form));
+  const real v = lc(f.cv(), lab.data(), N, df.v());
+  const bool one = form == losses::positives::one;
+  CHECK(v == doctest::Approx(reference_lc(f.to_host(), labels, N, D, 0.5, one)).epsilon(1e-4));
+  auto grad = df.to_host();
+  tensor<shape<D>> scratch(R);
+  auto value = [&]() -> double { return lc(f.cv(), lab.data(), N, scratch.v()); };
+  auto r = testing::check_gradient("L_c features", f.data(), f.size(), value, grad.data());
+  CHECK_MESSAGE(r.ok, r.message);
+}
+}  // namespace
+
+TEST_CASE("contrastive loss, all positives, generated rows only") {
+  check_contrastive(losses::positives::all, 8, 0, {0, 0, 1, 1, 2, 2, 0, 1});
+}
+TEST_CASE("contrastive loss, one positive (Eq. 3), generated pairs") {
+  check_contrastive(losses::positives::one, 8, 0, {0, 0, 1, 1, 2, 2, 0, 0});
+}
+TEST_CASE("contrastive loss with labelled real anchors (Eq. 7)") {
+  check_contrastive(losses::positives::all, 6, 3, {0, 0, 1, 1, 2, 2, 0, 1, 2});
+  check_contrastive(losses::positives::one, 6, 3, {0, 0, 1, 1, 3, 3, 0, 1, 2});
+}
+TEST_CASE("contrastive loss: an anchor without positives contributes nothing, never NaN") {
+  // label 7 appears once: that row has no positive
+  check_contrastive(losses::positives::all, 5, 0, {0, 0, 1, 1, 7});
+  constexpr std::size_t D = 3;
+  tensor<shape<D>> f(2), df(2);
+  f = 1.f;
+  tensor<shape<1>> lab(2);
+  lab.from_host({0, 1});
+  losses::contrastive<D, cpu> lc;
+  CHECK(lc(f.cv(), lab.data(), 2, df.v()) == 0.f);
+  for (real x : df.to_host()) CHECK(x == 0.f);
+  CHECK_THROWS_AS(losses::contrastive_options{}.temperature(0.f), value_error);
+  CHECK_THROWS_AS(losses::contrastive_options{}.temperature(-1.f), value_error);
+}
+
+TEST_CASE("content loss L_z and cross-entropy") {
+  rng g(9);
+  tensor<shape<4>> e(3), z(3), de(3), tmp(3);
+  e = g.normal();
+  z = g.normal();
+  const real v = losses::content<shape<4>, cpu>(e.cv(), z.cv(), de.v());
+  auto eh = e.to_host(), zh = z.to_host();
+  double want = 0;
+  for (std::size_t i = 0; i < eh.size(); ++i) want += (eh[i] - zh[i]) * (eh[i] - zh[i]);
+  CHECK(v == doctest::Approx(want / 3).epsilon(1e-5));
+  auto grad = de.to_host();
+  auto r = testing::check_gradient("L_z", e.data(), e.size(), [&]() -> double { return losses::content<shape<4>, cpu>(e.cv(), z.cv(), tmp.v()); }, grad.data());
+  CHECK_MESSAGE(r.ok, r.message);
+
+  tensor<shape<5>> lg(4), dl(4), dt(4);
+  lg = g.normal(0.f, 2.f);
+  tensor<shape<1>> lab(4), work;
+  lab.from_host({0, 4, 2, 2});
+  losses::cross_entropy<5, cpu>(lg.cv(), lab.data(), dl.v(), work);
+  auto gl = dl.to_host();
+  auto r2 = testing::check_gradient("cross_entropy", lg.data(), lg.size(), [&]() -> double { return losses::cross_entropy<5, cpu>(lg.cv(), lab.data(), dt.v(), work); }, gl.data());
+  CHECK_MESSAGE(r2.ok, r2.message);
+}
+
+TEST_CASE_TEMPLATE("adversarial losses: gradients", L, losses::wasserstein, losses::hinge, losses::non_saturating) {
+  rng g(2);
+  tensor<shape<1>> r(6), f(6), dr(6), df(6), t1(6), t2(6);
+  r = g.normal(0.f, 2.f);
+  f = g.normal(0.f, 2.f);
+  L loss;
+  loss.d_loss(r.cv(), f.cv(), dr.v(), df.v());
+  auto gr = dr.to_host(), gf = df.to_host();
+  auto dval = [&]() -> double { return loss.d_loss(r.cv(), f.cv(), t1.v(), t2.v()); };
+  auto c1 = testing::check_gradient("d_loss real", r.data(), r.size(), dval, gr.data());
+  auto c2 = testing::check_gradient("d_loss fake", f.data(), f.size(), dval, gf.data());
+  CHECK_MESSAGE(c1.ok, c1.message);
+  CHECK_MESSAGE(c2.ok, c2.message);
+  loss.g_loss(f.cv(), df.v());
+  gf = df.to_host();
+  auto c3 = testing::check_gradient("g_loss", f.data(), f.size(), [&]() -> double { return loss.g_loss(f.cv(), t2.v()); }, gf.data());
+  CHECK_MESSAGE(c3.ok, c3.message);
+}
+
+namespace {
+template <class Net>
+void check_penalty_gradient(std::uint64_t seed) {
+  using critic_t = nn::network<Net>;
+  critic_t d;
+  rng g(seed);
+  d.init(g);
+  using S = typename critic_t::in_shape;
+  tensor<S> x(3);
+  x = g.normal();
+  losses::gradient_penalty<critic_t> gp(10.f);
+  std::vector<nn::parameter_ref<cpu>> ps;
+  d.for_each_parameter([&](nn::parameter_ref<cpu> p) { ps.push_back(p); });
+  for (auto& p : ps) std::fill(p.grad, p.grad + p.size, 0.f);
+  const real p0 = gp.penalty(d, x.cv());
+  CHECK(p0 > 0);
+  std::vector<std::vector<real>> analytic;
+  for (auto& p : ps) analytic.emplace_back(p.grad, p.grad + p.size);
+  auto value = [&]() -> double { return gp.penalty(d, x.cv()); };
+  for (std::size_t k = 0; k < ps.size(); ++k) {
+    auto r = testing::check_gradient("penalty " + ps[k].name, ps[k].value, ps[k].size, value, analytic[k].data());
+    CHECK_MESSAGE(r.ok, r.message);
+  }
+}
+}  // namespace
+
+TEST_CASE("gradient penalty: exact parameter gradient of a dense/leaky_relu critic") {
+  check_penalty_gradient<nn::sequential<nn::input<6>, nn::dense<8>, nn::leaky_relu<>, nn::dense<5>, nn::leaky_relu<>, nn::dense<1>>>(4);
+}
+TEST_CASE("gradient penalty: critics with smooth activations (non-zero input adjoints)") {
+  check_penalty_gradient<nn::sequential<nn::input<2, 2, 2>, nn::flatten, nn::dense<7>, nn::tanh, nn::dense<4>, nn::sigmoid, nn::dense<1>>>(6);
+}
+namespace {
+// A tanh whose second-order x-adjoint is dropped: the penalty gradient must then disagree.
+struct broken_tanh {
+  template <shape_type In, class Device>
+  struct bind : nn::tanh::bind<In, Device> {
+    cview<In, Device> double_backward(cview<In, Device> gbar, view<In, Device>) {
+      tensor<In, Device> dummy(gbar.batch);
+      auto r = nn::tanh::bind<In, Device>::double_backward(gbar, dummy.v());
+      keep_.resize(r.batch);
+      keep_ = r;
+      return keep_.cv();
+    }
+    tensor<In, Device> keep_;
+  };
+};
+}  // namespace
+
+TEST_CASE("gradient penalty: a wrong second-order term is caught") {
+  using net = nn::sequential<nn::input<4>, nn::dense<6>, broken_tanh, nn::dense<1>>;
+  nn::network<net> d;
+  rng g(3);
+  d.init(g);
+  tensor<shape<4>> x(3);
+  x = g.normal();
+  losses::gradient_penalty<nn::network<net>> gp(10.f);
+  std::vector<nn::parameter_ref<cpu>> ps;
+  d.for_each_parameter([&](nn::parameter_ref<cpu> p) { ps.push_back(p); });
+  for (auto& p : ps) std::fill(p.grad, p.grad + p.size, 0.f);
+  gp.penalty(d, x.cv());
+  std::vector<real> a0(ps[0].grad, ps[0].grad + ps[0].size);
+  auto r = testing::check_gradient("first weight", ps[0].value, ps[0].size, [&]() -> double { return gp.penalty(d, x.cv()); }, a0.data());
+  CHECK_FALSE(r.ok);
+}
