@@ -1,0 +1,5 @@
+/// @file gan/gan.hpp
+/// Latent codes, objectives and the CD-GAN model.
+#pragma once
+#include "latent.hpp"
+#include "model.hpp"

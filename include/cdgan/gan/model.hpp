@@ -1,0 +1,254 @@
+/// @file gan/model.hpp
+/// `cdgan::model<G, D, E, Objective, Optimiser, Device>`: the networks, their optimisers and
+/// Algorithm 1 of the CD-GAN paper.
+///
+/// What this represents. G maps `latent<Z, C>::input` to images, D maps images to one logit, and
+/// E = heads<trunk, E_f, E_e> maps images to a class feature f and a content estimate e (shape<Z>).
+/// `step(real_d, labelled, labels)` runs one iteration:
+///   1. D (n_critic times): L_D of the GAN loss on a real batch and G(z, c) (+ the exact gradient
+///      penalty for WGAN-GP); Adam step on D.
+///   2. G, E fixed: L_GAN + β1·L_c + β2·L_z on a batch of batch_g codes; step on G only.
+///   3. E, G fixed: β1·L_c + β2·L_z on a batch of batch_e codes; step on E only.
+/// With labelled real images (the few-labels variant, Eq. 7) their E_f features join the contrast
+/// of steps 2 and 3 as extra rows with their true labels: positives for generated images of the same
+/// c, negatives for the others. β1 = 0 gives the paper's ablation.
+///
+/// Requires: G's input is shape<Z + C>, G's output shape equals D's and E's input shape, D's output
+/// is shape<1>, E's second head gives shape<Z> (compile-time checks).
+/// Ensures: after the first iteration, a step allocates nothing (all buffers are sized once per batch
+/// size); the same seed gives the same run (on one thread bit for bit).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+#include <string>
+#include <type_traits>
+
+#include "../losses/losses.hpp"
+#include "../nn/heads.hpp"
+#include "../optim/optim.hpp"
+#include "latent.hpp"
+
+namespace cdgan {
+
+/// Training objectives over the same networks.
+namespace objective {
+/// CD-GAN with a GAN loss policy (losses::wasserstein, hinge or non_saturating); Penalty adds the
+/// exact WGAN-GP gradient penalty to the critic's loss.
+template <class GanLoss = losses::wasserstein, bool Penalty = std::is_same_v<GanLoss, losses::wasserstein>>
+struct cd_gan {
+  using gan_loss = GanLoss;
+  static constexpr bool penalty = Penalty;
+};
+/// The paper's MNIST / Fashion-MNIST setting: WGAN-GP (λ = 10).
+using wgan_gp = cd_gan<losses::wasserstein, true>;
+/// The SNGAN setting (dSprites, CIFAR-10): hinge loss, spectral norm in the networks.
+using hinge = cd_gan<losses::hinge, false>;
+}  // namespace objective
+
+/// Hyperparameters of Algorithm 1 (section 5.2 of the paper gives them per dataset).
+struct model_options {
+  std::size_t batch_d = 64, batch_g = 64, batch_e = 512, n_critic = 1;
+  real beta1 = 50, beta2 = 5e-4f, tau = 0.07f, sigma = 1, gp_lambda = 10;
+  losses::positives positives = losses::positives::all;
+  std::uint64_t seed = 0;
+
+  void validate() const {
+    auto fail = [](const std::string& m) { throw value_error("cdgan: model_options: " + m); };
+    if (batch_d == 0 || batch_g == 0 || batch_e == 0) fail("batch sizes must be positive");
+    if (n_critic == 0) fail("n_critic must be >= 1");
+    if (!(tau > 0)) fail("tau must be > 0, got " + std::to_string(tau));
+    if (!(beta1 >= 0) || !(beta2 >= 0)) fail("beta1 and beta2 must be >= 0");
+    if (!(sigma > 0)) fail("sigma must be > 0, got " + std::to_string(sigma));
+    if (!(gp_lambda >= 0)) fail("gp_lambda must be >= 0");
+    if (positives == losses::positives::one && (batch_g % 2 || batch_e % 2))
+      fail("the one-positive contrastive loss needs even G and E batch sizes");
+  }
+};
+
+/// Losses of one iteration (host values, for logging).
+struct step_report {
+  std::uint64_t step = 0;
+  real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
+};
+
+template <class G, class D, class E, class Objective = objective::wgan_gp, template <class> class Optimiser = optim::adam,
+          class Device = cpu>
+class model {
+ public:
+  using device = Device;
+  using generator_type = nn::network<G, Device>;
+  using critic_type = nn::network<D, Device>;
+  using encoder_type = nn::network<E, Device>;
+  using image_shape = typename generator_type::out_shape;
+  using feature_shape = typename encoder_type::template head_shape<0>;
+  /// Z comes from E_e's output, C from the rest of G's input.
+  static constexpr std::size_t z_dim = encoder_type::template head_shape<1>::size;
+  static_assert(generator_type::in_shape::size > z_dim + 1,
+                "cdgan::model: the generator's input must be latent<Z, C>::input with Z = E_e's output size and C > 1");
+  static constexpr std::size_t c_dim = generator_type::in_shape::size - z_dim, f_dim = feature_shape::size;
+  static constexpr std::size_t Z = z_dim, C = c_dim;
+  using optimiser_type = Optimiser<Device>;
+  using optimiser_options = typename optimiser_type::options_type;
+
+  static_assert(generator_type::in_shape::rank == 1, "cdgan::model: the generator's input must be latent<Z, C>::input");
+  static_assert(std::is_same_v<typename critic_type::in_shape, image_shape>,
+                "cdgan::model: the critic's input shape must equal the generator's output shape");
+  static_assert(std::is_same_v<typename critic_type::out_shape, shape<1>>,
+                "cdgan::model: the critic must give one logit per image (end it with dense<1>)");
+  static_assert(std::is_same_v<typename encoder_type::in_shape, image_shape>,
+                "cdgan::model: the encoder's input shape must equal the generator's output shape");
+  static_assert(encoder_type::count == 2, "cdgan::model: the encoder must be heads<trunk, E_f, E_e>");
+  static_assert(encoder_type::template head_shape<1>::rank == 1,
+                "cdgan::model: the encoder's second head E_e must give a vector (the content estimate)");
+  static_assert(feature_shape::rank == 1, "cdgan::model: the encoder's first head E_f must give a vector");
+
+  model(model_options o, optimiser_options g_opt, optimiser_options d_opt, optimiser_options e_opt)
+      : o_((o.validate(), o)), rng_(o.seed), init_(o.seed ^ 0x9E3779B97F4A7C15ull),
+        lc_(losses::contrastive_options{}.temperature(o.tau).form(o.positives)), gp_(o.gp_lambda) {
+    g_.init(init_);
+    d_.init(init_);
+    e_.init(init_);
+    g_opt_.emplace(g_, g_opt);
+    d_opt_.emplace(d_, d_opt);
+    e_opt_.emplace(e_, e_opt);
+  }
+
+  const model_options& options() const { return o_; }
+  generator_type& generator() { return g_; }
+  critic_type& critic() { return d_; }
+  encoder_type& encoder() { return e_; }
+  optimiser_type& g_optimiser() { return *g_opt_; }
+  optimiser_type& d_optimiser() { return *d_opt_; }
+  optimiser_type& e_optimiser() { return *e_opt_; }
+  rng& random() { return rng_; }
+  std::uint64_t steps() const { return steps_; }
+  void set_steps(std::uint64_t s) { steps_ = s; }
+
+  /// One iteration of Algorithm 1. real_d: n_critic × batch_d real images; labelled: M labelled real
+  /// images with their class ids `labels` (device memory, M reals), or empty for the unsupervised run.
+  step_report step(cview<image_shape, Device> real_d, cview<image_shape, Device> labelled = {},
+                   const real* labels = nullptr) {
+    if (real_d.batch != o_.n_critic * o_.batch_d)
+      throw shape_error("cdgan::model::step: expected n_critic × batch_d = " + std::to_string(o_.n_critic * o_.batch_d) +
+                        " real images of shape " + image_shape::str() + ", got " + std::to_string(real_d.batch));
+    if (!labelled.empty() && !labels) throw value_error("cdgan::model::step: labelled images need their labels");
+    step_report r;
+    for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
+    g_step(labelled, labels, r);
+    e_step(labelled, labels, r);
+    r.step = ++steps_;
+    return r;
+  }
+
+  /// Critic update on one real batch.
+  void d_step(cview<image_shape, Device> real, step_report& r) {
+    const std::size_t B = real.batch;
+    lat_.sample(B, o_.sigma, rng_, false);
+    auto fake = g_.forward(lat_.zc.cv(), mode::train);
+    xd_.resize(2 * B);
+    backend<Device>::copy(xd_.data(), real.ptr, real.size());
+    backend<Device>::copy(xd_.data() + real.size(), fake.ptr, fake.size());
+    auto out = d_.forward(xd_.cv(), mode::train);
+    dlogit_.resize(2 * B);
+    r.d_loss = gan_.d_loss(out.slice(0, B), out.slice(B, B), dlogit_.v().slice(0, B), dlogit_.v().slice(B, B));
+    d_.backward(dlogit_.cv(), nn::grads::assign);
+    if constexpr (Objective::penalty) {
+      auto x = xd_.cv();
+      r.gp = gp_(d_, x.slice(0, B), x.slice(B, B), rng_);
+      r.d_loss += r.gp;
+    }
+    d_opt_->step();
+  }
+
+  /// Generator update with D and E fixed.
+  void g_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
+    const std::size_t B = o_.batch_g;
+    lat_.sample(B, o_.sigma, rng_, o_.positives == losses::positives::one);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    auto out = d_.forward(x, mode::train);
+    dlogit_.resize(B);
+    r.g_gan = gan_.g_loss(out, dlogit_.v());
+    auto dxd = d_.backward(dlogit_.cv(), nn::grads::skip);
+    dx_.resize(B);
+    dx_ = dxd;
+    if (o_.beta1 > 0 || o_.beta2 > 0) {
+      auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, nn::grads::skip);
+      dx_ += dxe.slice(0, B);
+    }
+    g_.backward(dx_.cv(), nn::grads::assign);
+    g_opt_->step();
+  }
+
+  /// Encoder update with G fixed.
+  void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
+    if (!(o_.beta1 > 0 || o_.beta2 > 0)) return;
+    lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign);
+    e_opt_->step();
+  }
+
+  /// G(z, c) for given codes, in eval mode (batch-norm running statistics).
+  cview<image_shape, Device> generate(cview<shape<Z + C>, Device> zc) { return g_.forward(zc, mode::eval); }
+  /// E_f of images, in eval mode.
+  cview<feature_shape, Device> encode(cview<image_shape, Device> x) { return std::get<0>(e_.forward(x, mode::eval)); }
+
+  /// Every tensor of the model's state (parameters, batch-norm statistics, optimiser states), with
+  /// stable names, for checkpoints: f(name, real* device pointer, size, dims).
+  template <class F>
+  void for_each_state(F&& f) {
+    auto net = [&](const char* prefix, auto& n, optimiser_type& opt) {
+      n.for_each_parameter([&](nn::parameter_ref<Device> p) { f(std::string(prefix) + p.name, p.value, p.size, p.dims); });
+      if constexpr (requires { n.for_each_buffer([](auto) {}); })
+        n.for_each_buffer([&](nn::parameter_ref<Device> p) { f(std::string(prefix) + p.name, p.value, p.size, p.dims); });
+      opt.for_each_state([&](const std::string& name, real* data, std::size_t size) {
+        f(std::string(prefix) + "optim." + name, data, size, std::vector<std::size_t>{size});
+      });
+    };
+    net("G.", g_, *g_opt_);
+    net("D.", d_, *d_opt_);
+    net("E.", e_, *e_opt_);
+  }
+
+ private:
+  /// E forward on [x; labelled], β1·L_c + β2·L_z, E backward with `g`; returns dL/d[x; labelled].
+  cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
+                                            const real* labels, real& lc, real& lz, nn::grads g) {
+    const std::size_t B = x.batch, M = labelled.empty() ? 0 : labelled.batch;
+    xe_.resize(B + M);
+    backend<Device>::copy(xe_.data(), x.ptr, x.size());
+    if (M) backend<Device>::copy(xe_.data() + x.size(), labelled.ptr, labelled.size());
+    ce_.resize(B + M);
+    backend<Device>::copy(ce_.data(), lat_.c.data(), B);
+    if (M) backend<Device>::copy(ce_.data() + B, labels, M);
+    auto [f, e] = e_.forward(xe_.cv(), mode::train);
+    df_.resize(B + M);
+    de_.resize(B + M);
+    lc = o_.beta1 > 0 ? lc_(f, ce_.data(), B, df_.v()) : real(0);
+    df_ = df_ * o_.beta1;
+    lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
+    auto de = de_.v();
+    de.slice(0, B) = de.slice(0, B) * o_.beta2;
+    if (M) de.slice(B, M) = 0.f;
+    return e_.backward({df_.cv(), de_.cv()}, g);
+  }
+
+  model_options o_;
+  rng rng_, init_;
+  std::uint64_t steps_ = 0;
+  generator_type g_;
+  critic_type d_;
+  encoder_type e_;
+  std::optional<optimiser_type> g_opt_, d_opt_, e_opt_;
+  typename Objective::gan_loss gan_;
+  losses::contrastive<f_dim, Device> lc_;
+  losses::gradient_penalty<critic_type> gp_;
+  latent_batch<Z, C, Device> lat_;
+  tensor<image_shape, Device> xd_, dx_, xe_;
+  tensor<shape<1>, Device> dlogit_, ce_;
+  tensor<feature_shape, Device> df_;
+  tensor<shape<Z>, Device> de_;
+};
+
+}  // namespace cdgan
