@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "../losses/losses.hpp"
+#include "../nn/buffers.hpp"
 #include "../nn/heads.hpp"
 #include "../optim/optim.hpp"
 #include "latent.hpp"
@@ -200,8 +201,7 @@ class model {
   void for_each_state(F&& f) {
     auto net = [&](const char* prefix, auto& n, optimiser_type& opt) {
       n.for_each_parameter([&](nn::parameter_ref<Device> p) { f(std::string(prefix) + p.name, p.value, p.size, p.dims); });
-      if constexpr (requires { n.for_each_buffer([](auto) {}); })
-        n.for_each_buffer([&](nn::parameter_ref<Device> p) { f(std::string(prefix) + p.name, p.value, p.size, p.dims); });
+      nn::for_each_buffer(n, [&](nn::parameter_ref<Device> p) { f(std::string(prefix) + p.name, p.value, p.size, p.dims); });
       opt.for_each_state([&](const std::string& name, real* data, std::size_t size) {
         f(std::string(prefix) + "optim." + name, data, size, std::vector<std::size_t>{size});
       });

@@ -1,0 +1,545 @@
+// cdgan-train: trains, samples and scores CD-GAN models from the command line.
+//
+//   cdgan-train train --preset mnist --iterations 2000 --out runs/mnist
+//   cdgan-train train --preset mnist --out runs/mnist --resume          (continues from the checkpoint)
+//   cdgan-train sample --preset mnist --checkpoint runs/mnist/checkpoint.safetensors --npy
+//   cdgan-train eval --preset mnist --checkpoint runs/mnist/checkpoint.safetensors --features-npy
+//
+// Every preset setting can be overridden by a flag or by a TOML/INI file given with --config.
+// Presets (include/cdgan/gan/presets.hpp): mnist, mnist-code, fashion-mnist, fashion-mnist-few-labels,
+// dsprites-few-labels.
+#include <cdgan/cdgan.hpp>
+#include <cdgan/gan/presets.hpp>
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+using namespace cdgan;
+
+namespace {
+
+/// Settings of one run: a preset plus the run's own choices.
+struct settings {
+  presets::preset p;
+  std::string command = "train";
+  std::string data_dir;  // empty: the dataset's default location
+  std::string out;       // empty: runs/<preset>
+  std::string checkpoint;
+  std::string device = "cpu";
+  std::size_t eval_every = 500, log_every = 50, eval_samples = 0, kmeans_restarts = 10, grid_columns = 10;
+  std::size_t samples_per_class = 100;
+  int threads = 0;
+  bool resume = false, npy = false, features_npy = false;
+
+  fs::path out_dir() const { return out.empty() ? fs::path("runs") / p.name : fs::path(out); }
+  fs::path checkpoint_path() const { return checkpoint.empty() ? out_dir() / "checkpoint.safetensors" : fs::path(checkpoint); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Data: the training and test splits of a preset's dataset, on the host.
+// ---------------------------------------------------------------------------------------------
+
+struct split_data {
+  data::dataset train, test;  // for dSprites, train holds no images: they are rendered on demand
+  std::vector<std::size_t> train_indices;  // dSprites: the image index of each training sample
+  std::size_t classes = 0;
+  std::size_t size() const { return train_indices.empty() ? train.size() : train_indices.size(); }
+  std::size_t label(std::size_t i) const {
+    return train_indices.empty() ? train.labels[i] : data::dsprites::label(train_indices[i]);
+  }
+  void copy(std::size_t i, real* out, std::size_t n) const {
+    if (train_indices.empty())
+      std::copy_n(train.images.data() + i * n, n, out);
+    else
+      data::dsprites::render(train_indices[i], std::span<float>(out, n));
+  }
+};
+
+split_data load_data(const settings& s) {
+  split_data d;
+  if (s.p.dataset == "mnist") {
+    d.train = s.data_dir.empty() ? data::mnist("train") : data::mnist("train", s.data_dir);
+    d.test = s.data_dir.empty() ? data::mnist("test") : data::mnist("test", s.data_dir);
+  } else if (s.p.dataset == "fashion-mnist") {
+    d.train = s.data_dir.empty() ? data::fashion_mnist("train") : data::fashion_mnist("train", s.data_dir);
+    d.test = s.data_dir.empty() ? data::fashion_mnist("test") : data::fashion_mnist("test", s.data_dir);
+  } else if (s.p.dataset == "dsprites") {
+    auto split = data::dsprites::paper_split();
+    d.train_indices = std::move(split.train);
+    d.test = data::dsprites::materialize(split.test, "dsprites/test");
+  } else {
+    throw value_error("cdgan-train: unknown dataset '" + s.p.dataset + "'");
+  }
+  d.classes = d.test.num_classes;
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run, for one compiled network family.
+// ---------------------------------------------------------------------------------------------
+
+template <class Nets, class Device>
+class run {
+ public:
+  using model_t = model<typename Nets::generator, typename Nets::critic, typename Nets::encoder, typename Nets::objective,
+                        optim::adam, Device>;
+  using image = typename model_t::image_shape;
+  static constexpr std::size_t Z = model_t::z_dim, C = model_t::c_dim, F = model_t::f_dim;
+
+  explicit run(const settings& s)
+      : s_(s),
+        m_(s.p.model, adam(s.p), adam(s.p, false), adam(s.p)),
+        loader_(1, 1, 0) {
+    if (s.p.init_std > 0) {
+      rng g(s.p.model.seed ^ 0xC0FFEEull);
+      presets::init_normal(m_.generator(), g, s.p.init_std);
+      presets::init_normal(m_.critic(), g, s.p.init_std);
+      presets::init_normal(m_.encoder(), g, s.p.init_std);
+    }
+  }
+
+  static optim::adam_options adam(const presets::preset& p, bool decay = true) {
+    return optim::adam_options{}.lr(p.lr).betas(p.adam_beta1, p.adam_beta2).weight_decay(decay ? p.weight_decay : 0.f);
+  }
+
+  int train() {
+    auto d = load_data(s_);
+    if (d.classes != C)
+      throw value_error(fmt::format("cdgan-train: preset {} has {} classes in c, the dataset {}", s_.p.name, C, d.classes));
+    const auto& o = s_.p.model;
+    fs::create_directories(s_.out_dir());
+    if (s_.resume) load_checkpoint(s_.checkpoint_path());
+
+    // the data order is a function of the step, so a resumed run sees the same batches
+    const std::size_t per_step = o.n_critic * o.batch_d;
+    if (d.size() < per_step) throw value_error("cdgan-train: the training set is smaller than one step's batch");
+    const std::size_t batches_per_epoch = d.size() / per_step;
+    loader_ = data::shuffling_batch_loader(d.size(), per_step, o.seed, true);
+    std::vector<std::vector<std::size_t>> labelled_by_class;
+    if (s_.p.label_fraction > 0) {
+      std::vector<std::size_t> labels(d.size());
+      for (std::size_t i = 0; i < d.size(); ++i) labels[i] = d.label(i);
+      const auto subset = data::select_labelled_subset(labels, s_.p.label_fraction, o.seed, C);
+      labelled_by_class.resize(C);
+      for (auto i : subset) labelled_by_class[labels[i]].push_back(i);
+      fmt::print("labelled subset: {} images ({:.2f} % of {}), {} per class in each step\n", subset.size(),
+                 100.0 * subset.size() / d.size(), d.size(), s_.p.labels_per_class);
+    }
+    const std::size_t M = labelled_by_class.empty() ? 0 : s_.p.labels_per_class * C;
+    tensor<image, Device> real_batch(per_step), lab_batch(M);
+    tensor<shape<1>, Device> lab_labels(M);
+    std::vector<real> host(per_step * image::size), lab_host(M * image::size), lab_lab(M);
+
+    std::ofstream metrics(s_.out_dir() / "metrics.jsonl", std::ios::app);
+    const std::size_t total = s_.p.iterations;
+    auto t0 = std::chrono::steady_clock::now();
+    const std::uint64_t first = m_.steps();
+    step_report avg{};
+    std::size_t in_avg = 0;
+    const bool tty = isatty(fileno(stderr));
+    fmt::print("training {} ({}), {} iterations from step {}, D/G/E batches {}/{}/{}, {} thread(s), output in {}\n",
+               s_.p.name, s_.p.network, total, first, o.batch_d, o.batch_g, o.batch_e, num_threads(),
+               s_.out_dir().string());
+    while (m_.steps() < total) {
+      const std::uint64_t t = m_.steps();
+      loader_.set_epoch(t / batches_per_epoch);
+      std::span<const std::size_t> idx;
+      for (std::size_t k = 0; k <= t % batches_per_epoch; ++k) idx = loader_.next_indices();
+      for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
+      real_batch.from_host(host);
+      if (M) {
+        rng pick(o.seed ^ 0x1abe1ull);
+        pick.set_state(o.seed ^ 0x1abe1ull, t * M);  // stateless per step: resumable
+        for (std::size_t c = 0, j = 0; c < C; ++c)
+          for (std::size_t r = 0; r < s_.p.labels_per_class; ++r, ++j) {
+            const auto& pool = labelled_by_class[c];
+            d.copy(pool[pick.next_index(pool.size())], lab_host.data() + j * image::size, image::size);
+            lab_lab[j] = static_cast<real>(c);
+          }
+        lab_batch.from_host(lab_host);
+        lab_labels.from_host(lab_lab);
+      }
+      const auto r = m_.step(real_batch.cv(), lab_batch.cv(), M ? lab_labels.data() : nullptr);
+      accumulate(avg, r, in_avg);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double rate = static_cast<double>(r.step - first) / secs;
+      const bool log_line = r.step % s_.log_every == 0 || r.step == total;
+      if (tty || log_line) {
+        const double eta = rate > 0 ? static_cast<double>(total - r.step) / rate : 0;
+        const auto line = fmt::format(
+            "[{:>7}/{}] {:5.2f} it/s  ETA {:>5.0f}s | D {:+.3f} gp {:.3f} | G {:+.3f} Lc {:.3f} Lz {:.3f} | E Lc {:.3f} Lz {:.3f}",
+            r.step, total, rate, eta, avg.d_loss / in_avg, avg.gp / in_avg, avg.g_gan / in_avg, avg.g_lc / in_avg,
+            avg.g_lz / in_avg, avg.e_lc / in_avg, avg.e_lz / in_avg);
+        if (tty)
+          fmt::print(stderr, "\r{}{}", line, log_line ? "\n" : "");
+        else
+          fmt::print("{}\n", line);
+        std::fflush(stdout);
+        for (real v : {r.d_loss, r.g_gan, r.g_lc, r.e_lc, r.e_lz})
+          if (!std::isfinite(v)) throw numeric_error(fmt::format("cdgan-train: a loss is not finite at step {}", r.step));
+      }
+      if (log_line) {
+        avg = {};
+        in_avg = 0;
+      }
+      if (r.step % s_.eval_every == 0 || r.step == total) {
+        auto j = evaluate(d.test);
+        j["step"] = r.step;
+        j["seconds"] = secs;
+        j["d_loss"] = r.d_loss;
+        j["g_lc"] = r.g_lc;
+        j["e_lc"] = r.e_lc;
+        j["e_lz"] = r.e_lz;
+        metrics << j.dump() << '\n';
+        metrics.flush();
+        write_grid(s_.out_dir() / fmt::format("samples_{:07}.png", r.step));
+        fs::copy_file(s_.out_dir() / fmt::format("samples_{:07}.png", r.step), s_.out_dir() / "samples.png",
+                      fs::copy_options::overwrite_existing);
+        save_checkpoint(s_.checkpoint_path());
+        fmt::print("step {}: ACC {:.4f}  purity {:.4f}  NMI {:.4f}  ARI {:.4f}  consistency {:.4f}  ({:.0f} s)\n", r.step,
+                   j["acc"].template get<double>(), j["purity"].template get<double>(), j["nmi"].template get<double>(), j["ari"].template get<double>(),
+                   j["consistency"].template get<double>(), secs);
+        std::fflush(stdout);
+      }
+    }
+    fmt::print("done: samples {}, metrics {}, checkpoint {}\n", (s_.out_dir() / "samples.png").string(),
+               (s_.out_dir() / "metrics.jsonl").string(), s_.checkpoint_path().string());
+    return 0;
+  }
+
+  int sample() {
+    load_checkpoint(s_.checkpoint_path());
+    fs::create_directories(s_.out_dir());
+    const auto grid = s_.out_dir() / "samples_from_checkpoint.png";
+    write_grid(grid);
+    fmt::print("wrote {}\n", grid.string());
+    if (s_.npy) {
+      const std::size_t n = s_.samples_per_class * C;
+      latent_batch<Z, C, Device> lat;
+      rng g(s_.p.model.seed ^ 0x5A3Bull);
+      lat.z.resize(n);
+      lat.z = g.normal(0.f, s_.p.model.sigma);
+      std::vector<real> cs(n);
+      for (std::size_t i = 0; i < n; ++i) cs[i] = static_cast<real>(i / s_.samples_per_class);
+      lat.c.from_host(cs);
+      lat.assemble();
+      auto imgs = generate_images(lat.zc);
+      std::vector<std::size_t> dims{n};
+      for (auto v : image::dims) dims.push_back(v);
+      io::write_npy(s_.out_dir() / "images.npy", imgs, dims);
+      std::vector<std::int64_t> ci(cs.begin(), cs.end());
+      io::write_npy(s_.out_dir() / "c.npy", ci, {n});
+      fmt::print("wrote {} and {}\n", (s_.out_dir() / "images.npy").string(), (s_.out_dir() / "c.npy").string());
+    }
+    return 0;
+  }
+
+  int eval() {
+    load_checkpoint(s_.checkpoint_path());
+    auto d = load_data(s_);
+    auto j = evaluate(d.test);
+    fmt::print("{}\n", j.dump());
+    if (s_.features_npy) {
+      fs::create_directories(s_.out_dir());
+      io::write_npy(s_.out_dir() / "features.npy", last_features_, {last_features_.size() / F, F});
+      std::vector<std::int64_t> l(d.test.labels.begin(), d.test.labels.begin() + static_cast<std::ptrdiff_t>(last_features_.size() / F));
+      io::write_npy(s_.out_dir() / "labels.npy", l, {l.size()});
+      fmt::print("wrote {} and {}\n", (s_.out_dir() / "features.npy").string(), (s_.out_dir() / "labels.npy").string());
+    }
+    return 0;
+  }
+
+ private:
+  static void accumulate(step_report& a, const step_report& r, std::size_t& n) {
+    a.d_loss += r.d_loss;
+    a.gp += r.gp;
+    a.g_gan += r.g_gan;
+    a.g_lc += r.g_lc;
+    a.g_lz += r.g_lz;
+    a.e_lc += r.e_lc;
+    a.e_lz += r.e_lz;
+    ++n;
+  }
+
+  /// E_f features of the test split, k-means, ACC (Hungarian) / purity / NMI / ARI, and the
+  /// consistency of generated images (the share of G(z, c) that E_f + the test-set k-means centres put
+  /// in the cluster matched to c).
+  nlohmann::json evaluate(const data::dataset& test) {
+    const std::size_t n = s_.eval_samples ? std::min(s_.eval_samples, test.size()) : test.size();
+    last_features_ = encode(test.images.data(), n);
+    eval::kmeans_options ko;
+    ko.k = C;
+    ko.n_init = s_.kmeans_restarts;
+    ko.seed = s_.p.model.seed;
+    const auto km = eval::kmeans(last_features_, n, F, ko);
+    std::vector<std::size_t> truth(test.labels.begin(), test.labels.begin() + static_cast<std::ptrdiff_t>(n));
+    const auto sc = eval::score_clustering(truth, km.labels);
+    // consistency: generated images of each c, assigned to the nearest test-set cluster centre
+    const std::size_t per = 100;
+    latent_batch<Z, C, Device> lat;
+    rng g(s_.p.model.seed ^ 0xE7A1ull);
+    lat.z.resize(per * C);
+    lat.z = g.normal(0.f, s_.p.model.sigma);
+    std::vector<real> cs(per * C);
+    for (std::size_t i = 0; i < cs.size(); ++i) cs[i] = static_cast<real>(i / per);
+    lat.c.from_host(cs);
+    lat.assemble();
+    auto imgs = generate_images(lat.zc);
+    auto gf = encode(imgs.data(), cs.size());
+    std::vector<std::size_t> assigned(cs.size());
+    for (std::size_t i = 0; i < cs.size(); ++i) {
+      double best = 1e300;
+      for (std::size_t k = 0; k < C; ++k) {
+        double dist = 0;
+        for (std::size_t j = 0; j < F; ++j) {
+          const double diff = gf[i * F + j] - km.centers[k * F + j];
+          dist += diff * diff;
+        }
+        if (dist < best) best = dist, assigned[i] = k;
+      }
+    }
+    std::vector<std::size_t> code(cs.begin(), cs.end());
+    const auto cons = eval::consistency(assigned, code);
+    return {{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
+            {"eval_samples", n}, {"inertia", km.inertia}};
+  }
+
+  /// E_f of n host images, in eval mode, in chunks.
+  std::vector<real> encode(const real* images, std::size_t n) {
+    constexpr std::size_t chunk = 500;
+    std::vector<real> out(n * F), part;
+    tensor<image, Device> x;
+    for (std::size_t first = 0; first < n; first += chunk) {
+      const std::size_t b = std::min(chunk, n - first);
+      x.from_host(std::vector<real>(images + first * image::size, images + (first + b) * image::size));
+      auto f = m_.encode(x.cv());
+      part.resize(f.size());
+      device_memory<Device>::to_host(part.data(), f.ptr, f.size() * sizeof(real));
+      std::copy(part.begin(), part.end(), out.begin() + static_cast<std::ptrdiff_t>(first * F));
+    }
+    return out;
+  }
+
+  std::vector<real> generate_images(const tensor<shape<Z + C>, Device>& zc) {
+    auto x = m_.generate(zc.cv());
+    std::vector<real> h(x.size());
+    device_memory<Device>::to_host(h.data(), x.ptr, x.size() * sizeof(real));
+    return h;
+  }
+
+  /// One row per value of c, one column per z; the same z in every row and at every evaluation.
+  void write_grid(const fs::path& path) {
+    const std::size_t cols = s_.grid_columns;
+    latent_batch<Z, C, Device> lat;
+    tensor<shape<Z>, Device> zcol(cols);
+    rng g(s_.p.model.seed ^ 0x6121Dull);
+    zcol = g.normal(0.f, s_.p.model.sigma);
+    auto zh = zcol.to_host();
+    std::vector<real> z(C * cols * Z), cs(C * cols);
+    for (std::size_t r = 0; r < C; ++r)
+      for (std::size_t c = 0; c < cols; ++c) {
+        std::copy_n(zh.data() + c * Z, Z, z.data() + (r * cols + c) * Z);
+        cs[r * cols + c] = static_cast<real>(r);
+      }
+    lat.z.from_host(z);
+    lat.c.from_host(cs);
+    lat.assemble();
+    auto imgs = generate_images(lat.zc);
+    io::write_png_grid(path, imgs, C * cols, image::dims[0], image::dims[1], image::dims[2], C, cols);
+  }
+
+  void save_checkpoint(const fs::path& path) {
+    io::safetensors_writer w;
+    std::vector<std::vector<real>> keep;
+    m_.for_each_state([&](const std::string& name, real* p, std::size_t n, const std::vector<std::size_t>& dims) {
+      keep.emplace_back(n);
+      device_memory<Device>::to_host(keep.back().data(), p, n * sizeof(real));
+      w.add(name, keep.back(), dims);
+    });
+    w.set_metadata("format", "cdgan-checkpoint-1");
+    w.set_metadata("preset", s_.p.name);
+    w.set_metadata("network", s_.p.network);
+    w.set_metadata("step", std::to_string(m_.steps()));
+    w.set_metadata("rng_seed", std::to_string(m_.random().seed()));
+    w.set_metadata("rng_calls", std::to_string(m_.random().calls()));
+    w.set_metadata("optim_steps", fmt::format("{} {} {}", m_.g_optimiser().step_count(), m_.d_optimiser().step_count(),
+                                              m_.e_optimiser().step_count()));
+    w.save(path);
+  }
+
+  void load_checkpoint(const fs::path& path) {
+    if (!fs::exists(path))
+      throw io::io_error(path, "no checkpoint to resume from (train first, or give --checkpoint)");
+    const auto f = io::load_safetensors(path);
+    auto meta = [&](const char* k) -> std::string {
+      auto it = f.metadata.find(k);
+      if (it == f.metadata.end()) throw io::io_error(path, std::string("checkpoint metadata lacks '") + k + "'");
+      return it->second;
+    };
+    if (meta("network") != s_.p.network)
+      throw io::io_error(path, "checkpoint of network '" + meta("network") + "' (preset " + meta("preset") +
+                                   "), but preset " + s_.p.name + " builds network '" + s_.p.network + "'");
+    std::size_t loaded = 0;
+    m_.for_each_state([&](const std::string& name, real* p, std::size_t n, const std::vector<std::size_t>& dims) {
+      auto it = f.tensors.find(name);
+      if (it == f.tensors.end()) throw io::io_error(path, "checkpoint lacks tensor '" + name + "'");
+      if (it->second.shape != dims)
+        throw io::io_error(path, "tensor '" + name + "' has shape " + io::detail::shape_text(it->second.shape) +
+                                     " in the checkpoint, the network needs " + io::detail::shape_text(dims));
+      auto v = it->second.values<real>();
+      device_memory<Device>::from_host(p, v.data(), n * sizeof(real));
+      ++loaded;
+    });
+    m_.set_steps(std::stoull(meta("step")));
+    m_.random().set_state(std::stoull(meta("rng_seed")), std::stoull(meta("rng_calls")));
+    std::uint64_t gs = 0, ds = 0, es = 0;
+    std::sscanf(meta("optim_steps").c_str(), "%lu %lu %lu", &gs, &ds, &es);
+    m_.g_optimiser().set_step_count(gs);
+    m_.d_optimiser().set_step_count(ds);
+    m_.e_optimiser().set_step_count(es);
+    fmt::print("resumed from {} at step {} ({} tensors)\n", path.string(), m_.steps(), loaded);
+  }
+
+  settings s_;
+  model_t m_;
+  data::shuffling_batch_loader loader_;
+  std::vector<real> last_features_;
+};
+
+template <class Nets, class Device>
+int dispatch_command(const settings& s) {
+  auto r = std::make_unique<run<Nets, Device>>(s);
+  if (s.command == "sample") return r->sample();
+  if (s.command == "eval") return r->eval();
+  return r->train();
+}
+
+template <class Nets>
+int dispatch_device(const settings& s) {
+  if (s.device == "cpu") return dispatch_command<Nets, cpu>(s);
+#if defined(CDGAN_WITH_CUDA) && defined(__CUDACC__)
+  if (s.device == "cuda") return dispatch_command<Nets, cuda>(s);
+#endif
+  throw value_error("cdgan-train: --device " + s.device + " is not available in this build (cpu" +
+#if defined(CDGAN_WITH_CUDA) && defined(__CUDACC__)
+                    std::string(", cuda") +
+#else
+                    std::string("; for cuda build the cdgan-train-cuda target with nvcc") +
+#endif
+                    ")");
+}
+
+int dispatch(const settings& s) {
+  const auto& n = s.p.network;
+  if (n == "mnist-z30-f40") return dispatch_device<presets::mnist_nets<30, 10, 40>>(s);
+  if (n == "mnist-z30-f120") return dispatch_device<presets::mnist_nets<30, 10, 120>>(s);
+  if (n == "fashion-z40-f50") return dispatch_device<presets::mnist_nets<40, 10, 50>>(s);
+  if (n == "dsprites-z52-f40") return dispatch_device<presets::dsprites_nets<52, 3, 40>>(s);
+  throw value_error("cdgan-train: no compiled network '" + n + "'");
+}
+
+/// Binds a flag to a field of the preset: the flag overrides the preset only when it was given.
+class overrides {
+ public:
+  template <class T, class Get>
+  void add(CLI::App& app, const std::string& flag, Get get, const std::string& help) {
+    auto v = std::make_shared<T>();
+    auto* opt = app.add_option(flag, *v, help);
+    apply_.push_back([opt, v, get](presets::preset& p) {
+      if (opt->count()) get(p) = *v;
+    });
+  }
+  void apply(presets::preset& p) const {
+    for (auto& f : apply_) f(p);
+  }
+
+ private:
+  std::vector<std::function<void(presets::preset&)>> apply_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cdgan-train: Contrastive Disentanglement GANs (Pan et al., arXiv 2103.03636)"};
+  app.set_config("--config", "", "read settings from a TOML or INI file (flags given on the command line win)");
+  app.require_subcommand(1);
+  settings s;
+  std::string preset_name = "mnist", positives;
+  overrides ov;
+  std::vector<std::string> names;
+  for (auto& p : presets::all()) names.push_back(p.name);
+  for (const char* cmd : {"train", "sample", "eval"}) {
+    auto* sub = app.add_subcommand(cmd, std::string(cmd) == "train"   ? "train a model (checkpoints, grids, metrics.jsonl)"
+                                        : std::string(cmd) == "sample" ? "write sample grids from a checkpoint"
+                                                                       : "score a checkpoint on the test split");
+    sub->add_option("--preset", preset_name, "preset")->check(CLI::IsMember(names));
+    sub->add_option("--data-dir", s.data_dir, "dataset directory (default: data/<dataset> or the Debian package)");
+    sub->add_option("--out", s.out, "output directory (default: runs/<preset>)");
+    sub->add_option("--checkpoint", s.checkpoint, "checkpoint file (default: <out>/checkpoint.safetensors)");
+    sub->add_option("--device", s.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+    sub->add_option("--threads", s.threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
+    sub->add_option("--eval-samples", s.eval_samples, "test images to score (0: all)");
+    sub->add_option("--kmeans-restarts", s.kmeans_restarts, "k-means restarts (best inertia wins)")->check(CLI::Range(1, 1000));
+    ov.add<std::uint64_t>(*sub, "--seed", [](presets::preset& p) -> std::uint64_t& { return p.model.seed; }, "random seed");
+    ov.add<real>(*sub, "--sigma", [](presets::preset& p) -> real& { return p.model.sigma; }, "std of z");
+    if (std::string(cmd) == "train") {
+      sub->add_flag("--resume", s.resume, "continue from the checkpoint");
+      sub->add_option("--eval-every", s.eval_every, "iterations between evaluations and checkpoints")->check(CLI::Range(1, 100000000));
+      sub->add_option("--log-every", s.log_every, "iterations between log lines")->check(CLI::Range(1, 100000000));
+      ov.add<std::size_t>(*sub, "--iterations", [](presets::preset& p) -> std::size_t& { return p.iterations; }, "total iterations");
+      ov.add<std::size_t>(*sub, "--batch-d", [](presets::preset& p) -> std::size_t& { return p.model.batch_d; }, "D batch");
+      ov.add<std::size_t>(*sub, "--batch-g", [](presets::preset& p) -> std::size_t& { return p.model.batch_g; }, "G batch");
+      ov.add<std::size_t>(*sub, "--batch-e", [](presets::preset& p) -> std::size_t& { return p.model.batch_e; }, "E batch");
+      ov.add<std::size_t>(*sub, "--n-critic", [](presets::preset& p) -> std::size_t& { return p.model.n_critic; }, "D steps per iteration");
+      ov.add<real>(*sub, "--beta1", [](presets::preset& p) -> real& { return p.model.beta1; }, "weight of L_c (0: ablation)");
+      ov.add<real>(*sub, "--beta2", [](presets::preset& p) -> real& { return p.model.beta2; }, "weight of L_z");
+      ov.add<real>(*sub, "--tau", [](presets::preset& p) -> real& { return p.model.tau; }, "temperature of L_c (> 0)");
+      ov.add<real>(*sub, "--gp-lambda", [](presets::preset& p) -> real& { return p.model.gp_lambda; }, "gradient penalty weight");
+      ov.add<real>(*sub, "--lr", [](presets::preset& p) -> real& { return p.lr; }, "Adam learning rate");
+      ov.add<real>(*sub, "--adam-beta1", [](presets::preset& p) -> real& { return p.adam_beta1; }, "Adam beta1");
+      ov.add<real>(*sub, "--adam-beta2", [](presets::preset& p) -> real& { return p.adam_beta2; }, "Adam beta2");
+      ov.add<real>(*sub, "--weight-decay", [](presets::preset& p) -> real& { return p.weight_decay; }, "L2 on G and E");
+      ov.add<real>(*sub, "--init-std", [](presets::preset& p) -> real& { return p.init_std; }, "N(0, std) init (0: PyTorch default)");
+      ov.add<double>(*sub, "--label-fraction", [](presets::preset& p) -> double& { return p.label_fraction; }, "share of labelled training images, in (0, 1]");
+      ov.add<std::size_t>(*sub, "--labels-per-class", [](presets::preset& p) -> std::size_t& { return p.labels_per_class; }, "labelled anchors per class per step");
+      sub->add_option("--positives", positives, "contrastive form: all (SupCon) or one (Eq. 3)")->check(CLI::IsMember({"all", "one"}));
+    }
+    if (std::string(cmd) == "sample") {
+      sub->add_flag("--npy", s.npy, "also write images.npy and c.npy");
+      sub->add_option("--per-class", s.samples_per_class, "images per class for --npy");
+    }
+    if (std::string(cmd) == "eval") sub->add_flag("--features-npy", s.features_npy, "write features.npy and labels.npy");
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    s.command = app.get_subcommands().front()->get_name();
+    s.p = presets::find(preset_name);
+    ov.apply(s.p);
+    if (positives == "one") s.p.model.positives = losses::positives::one;
+    if (positives == "all") s.p.model.positives = losses::positives::all;
+    if (s.p.label_fraction < 0 || s.p.label_fraction > 1)
+      throw value_error(fmt::format("cdgan-train: --label-fraction must be in (0, 1], got {}", s.p.label_fraction));
+    if (s.p.label_fraction > 0 && s.p.labels_per_class == 0) s.p.labels_per_class = 1;
+    s.p.model.validate();
+    if (s.threads > 0) set_num_threads(s.threads);
+    return dispatch(s);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+}

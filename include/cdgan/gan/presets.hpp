@@ -1,0 +1,178 @@
+/// @file gan/presets.hpp
+/// The networks and hyperparameters of the paper's experiments (section 5.2), as types and values.
+///
+/// What this represents:
+/// - `presets::mnist_nets<Z, C, F>`: the ClusterGAN / WGAN-GP networks the paper uses for MNIST and
+///   Fashion-MNIST (28×28×1, sigmoid output): G = FC1024-BN-ReLU, FC7·7·128-BN-ReLU, convT64 4/2/1-BN-
+///   ReLU, convT1 4/2/1, sigmoid; D = conv64 4/2/1-LReLU, conv128 4/2/1-LReLU, FC1024-LReLU, FC1;
+///   E = conv64, conv128, conv256 (4/2/1, LReLU), FC1024-LReLU, heads E_f = FC F, E_e = FC Z — the
+///   encoder of the authors' public code (their single FC F+Z output split in two is the same map).
+/// - `presets::dsprites_nets<Z, C, F>`: the InfoGAN-CR dSprites networks (64×64×1) with spectral
+///   norm in the critic (SNGAN, hinge loss) and the Q-network trunk as the encoder.
+/// - `presets::options(name)`: the section-5.2 hyperparameters of a named preset.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../nn/nn.hpp"
+#include "../nn/batch_norm.hpp"
+#include "../nn/conv.hpp"
+#include "../nn/spectral_norm.hpp"
+#include "latent.hpp"
+#include "model.hpp"
+
+namespace cdgan::presets {
+
+template <std::size_t Z, std::size_t C, std::size_t F>
+struct mnist_nets {
+  using generator = nn::sequential<typename latent<Z, C>::input,                                   //
+                                   nn::dense<1024>, nn::batch_norm, nn::relu,                       //
+                                   nn::dense<128 * 7 * 7>, nn::batch_norm, nn::relu, nn::reshape<128, 7, 7>,
+                                   nn::conv_transpose<64, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::batch_norm,
+                                   nn::relu,  //
+                                   nn::conv_transpose<1, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::sigmoid>;
+  using critic = nn::sequential<nn::input<1, 28, 28>,                                              //
+                                nn::conv<64, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::leaky_relu<>,  //
+                                nn::conv<128, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::leaky_relu<>, //
+                                nn::flatten, nn::dense<1024>, nn::leaky_relu<>, nn::dense<1>>;
+  using encoder_trunk = nn::sequential<nn::input<1, 28, 28>,                                              //
+                                       nn::conv<64, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::leaky_relu<>,  //
+                                       nn::conv<128, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::leaky_relu<>, //
+                                       nn::conv<256, nn::kernel<4>, nn::stride<2>, nn::pad<1>>, nn::leaky_relu<>, //
+                                       nn::flatten, nn::dense<1024>, nn::leaky_relu<>>;
+  using encoder = nn::heads<encoder_trunk, nn::dense<F>, nn::dense<Z>>;
+  using objective = objective::wgan_gp;
+};
+
+template <std::size_t Z, std::size_t C, std::size_t F>
+struct dsprites_nets {
+  template <std::size_t Filters>
+  using down = nn::spectral_norm<nn::conv<Filters, nn::kernel<4>, nn::stride<2>, nn::pad<1>>>;
+  template <std::size_t Filters>
+  using up = nn::conv_transpose<Filters, nn::kernel<4>, nn::stride<2>, nn::pad<1>>;
+  using generator = nn::sequential<typename latent<Z, C>::input,                           //
+                                   nn::dense<128>, nn::batch_norm, nn::relu,                //
+                                   nn::dense<64 * 4 * 4>, nn::batch_norm, nn::relu, nn::reshape<64, 4, 4>,
+                                   up<64>, nn::batch_norm, nn::relu,  // 8
+                                   up<32>, nn::batch_norm, nn::relu,  // 16
+                                   up<32>, nn::batch_norm, nn::relu,  // 32
+                                   up<1>, nn::sigmoid>;               // 64
+  using critic = nn::sequential<nn::input<1, 64, 64>,                                  //
+                                down<32>, nn::leaky_relu<>, down<32>, nn::leaky_relu<>,  // 16
+                                down<64>, nn::leaky_relu<>, down<64>, nn::leaky_relu<>,  // 4
+                                nn::flatten, nn::spectral_norm<nn::dense<128>>, nn::leaky_relu<>,
+                                nn::spectral_norm<nn::dense<1>>>;
+  template <std::size_t Filters>
+  using edown = nn::conv<Filters, nn::kernel<4>, nn::stride<2>, nn::pad<1>>;
+  using encoder_trunk = nn::sequential<nn::input<1, 64, 64>,                                 //
+                                       edown<32>, nn::leaky_relu<>, edown<32>, nn::leaky_relu<>,  //
+                                       edown<64>, nn::leaky_relu<>, edown<64>, nn::leaky_relu<>,  //
+                                       nn::flatten, nn::dense<128>, nn::leaky_relu<>>;
+  using encoder = nn::heads<encoder_trunk, nn::dense<F>, nn::dense<Z>>;
+  using objective = objective::hinge;
+};
+
+/// A named training setting: model options, optimiser settings, data and schedule.
+struct preset {
+  std::string name;
+  std::string dataset;        ///< "mnist", "fashion-mnist" or "dsprites"
+  std::string network;        ///< "mnist-z30-f40", ... (which compiled network family)
+  model_options model;
+  real lr = 1e-4f, adam_beta1 = 0.5f, adam_beta2 = 0.9f, weight_decay = 0;
+  real init_std = 0.02f;      ///< N(0, init_std) weights, zero biases, as the authors' code (0: PyTorch defaults)
+  double label_fraction = 0;  ///< share of the training set with labels (0: unsupervised)
+  std::size_t labels_per_class = 0;  ///< labelled real anchors per class in each step
+  std::size_t iterations = 20000;
+};
+
+/// The presets: the paper's settings, and `*-code` variants with the settings of the authors' code.
+inline std::vector<preset> all() {
+  std::vector<preset> v;
+  {
+    preset p;  // section 5.2, MNIST
+    p.name = "mnist";
+    p.dataset = "mnist";
+    p.network = "mnist-z30-f40";
+    p.model.batch_d = 64;
+    p.model.batch_g = 64;
+    p.model.batch_e = 512;
+    p.model.beta1 = 50;
+    p.model.beta2 = 5e-4f;
+    p.model.tau = 0.07f;
+    p.model.sigma = 1;
+    v.push_back(p);
+    p.name = "mnist-code";  // learninginvision/CoDeGAN, first commit, MNIST/param.yml
+    p.network = "mnist-z30-f120";
+    p.model.batch_e = 256;
+    p.model.beta1 = 75;
+    p.weight_decay = 2.5e-5f;
+    v.push_back(p);
+  }
+  {
+    preset p;  // section 5.2, Fashion-MNIST
+    p.name = "fashion-mnist";
+    p.dataset = "fashion-mnist";
+    p.network = "fashion-z40-f50";
+    p.model.batch_d = 64;
+    p.model.batch_g = 64;
+    p.model.batch_e = 1200;
+    p.model.beta1 = 100;
+    p.model.beta2 = 5e-4f;
+    p.model.tau = 0.07f;
+    p.model.sigma = 1;
+    v.push_back(p);
+    p.name = "fashion-mnist-few-labels";
+    p.model.beta1 = 50;
+    p.label_fraction = 0.024;
+    p.labels_per_class = 1;
+    v.push_back(p);
+  }
+  {
+    preset p;  // section 5.2, dSprites
+    p.name = "dsprites-few-labels";
+    p.dataset = "dsprites";
+    p.network = "dsprites-z52-f40";
+    p.model.batch_d = 300;
+    p.model.batch_g = 300;
+    p.model.batch_e = 1200;
+    p.model.beta1 = 1;
+    p.model.beta2 = 1e-4f;
+    p.model.tau = 0.07f;
+    p.model.sigma = 1;
+    p.label_fraction = 0.012;
+    p.labels_per_class = 1;
+    p.lr = 2e-4f;
+    p.adam_beta1 = 0.0f;
+    p.adam_beta2 = 0.9f;
+    v.push_back(p);
+  }
+  return v;
+}
+
+/// The preset called `name`; throws value_error listing the known names otherwise.
+inline preset find(const std::string& name) {
+  std::string known;
+  for (auto& p : all()) {
+    if (p.name == name) return p;
+    known += (known.empty() ? "" : ", ") + p.name;
+  }
+  throw value_error("cdgan: unknown preset '" + name + "'; known presets: " + known);
+}
+
+/// Re-initialises a network as the authors' code does: every weight of rank ≥ 2 (dense, conv,
+/// conv_transpose, spectral_norm's weight_orig) from N(0, std²), every bias to 0; batch-norm scales
+/// keep 1.
+template <class Net>
+void init_normal(Net& net, rng& g, real std) {
+  net.for_each_parameter([&](nn::parameter_ref<typename Net::device> p) {
+    view<shape<1>, typename Net::device> v{p.value, p.size};
+    const bool is_bias = p.name.size() >= 4 && p.name.compare(p.name.size() - 4, 4, "bias") == 0;
+    if (is_bias)
+      v = 0.f;
+    else if (p.dims.size() >= 2)
+      v = g.normal(0.f, std);
+  });
+}
+
+}  // namespace cdgan::presets
