@@ -151,6 +151,10 @@ struct sequential {
       } else {
         auto& l = std::get<I>(layers_);
         using L = std::remove_reference_t<decltype(l)>;
+        static_assert(detail::has_double_backward<L>,
+                      "cdgan: layer I of this sequential (see 'with I =' above; the next error names its type) "
+                      "has no second-order pass (double_backward), so a WGAN-GP critic cannot contain it "
+                      "(for batch_norm: use layer_norm or spectral_norm in critics)");
         auto& xb = std::get<I>(xbar_);
         if constexpr (!L::linear_in_input) {
           xb.resize(gbar.batch);
