@@ -513,6 +513,8 @@ int main(int argc, char** argv) {
       ov.add<real>(*sub, "--init-std", [](presets::preset& p) -> real& { return p.init_std; }, "N(0, std) init (0: PyTorch default)");
       ov.add<double>(*sub, "--label-fraction", [](presets::preset& p) -> double& { return p.label_fraction; }, "share of labelled training images, in (0, 1]");
       ov.add<std::size_t>(*sub, "--labels-per-class", [](presets::preset& p) -> std::size_t& { return p.labels_per_class; }, "labelled anchors per class per step");
+      ov.add<bool>(*sub, "--two-views", [](presets::preset& p) -> bool& { return p.model.two_views; }, "contrast a random resized crop of each generated image too (authors' code)");
+      ov.add<real>(*sub, "--crop-min-scale", [](presets::preset& p) -> real& { return p.model.crop_min_scale; }, "smallest crop area share for --two-views");
       sub->add_option("--positives", positives, "contrastive form: all (SupCon) or one (Eq. 3)")->check(CLI::IsMember({"all", "one"}));
     }
     if (std::string(cmd) == "sample") {

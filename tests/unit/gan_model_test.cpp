@@ -103,3 +103,30 @@ TEST_CASE("model: bad input is an error that names it") {
   wrong = 0.5f;
   CHECK_THROWS_WITH_AS(m.step(wrong.cv()), doctest::Contains("got 5"), shape_error);
 }
+
+TEST_CASE("model: a second view per generated image (random resized crop)") {
+  // the crop of the whole plane is the identity; a half-size crop is a bilinear upscale
+  tensor<shape<1, 4, 4>> x(2), y(2);
+  rng g(4);
+  x = g.uniform();
+  y = generate<cpu>(detail::resized_crop<4, 4>{x.data(), 0, 0, 4, 4});
+  CHECK(y.to_host() == x.to_host());
+  y = generate<cpu>(detail::resized_crop<4, 4>{x.data(), 1, 1, 2, 2});
+  auto xh = x.to_host(), yh = y.to_host();
+  CHECK(yh[0] == doctest::Approx(xh[5]));        // corner: clamped to the crop's first pixel
+  CHECK(yh[15] == doctest::Approx(xh[10]));      // opposite corner: the crop's last pixel
+  CHECK(yh[16 + 5] == doctest::Approx(0.5625f * xh[16 + 5] + 0.1875f * xh[16 + 6] + 0.1875f * xh[16 + 9] + 0.0625f * xh[16 + 10]));
+
+  model_options o = tiny_options();
+  o.two_views = true;
+  tiny m(o, adam_opts(), adam_opts(), adam_opts());
+  tensor<shape<1, 6, 6>> real_x(4);
+  real_x = g.uniform();
+  for (int it = 0; it < 2; ++it) {
+    auto r = m.step(real_x.cv());
+    CHECK(std::isfinite(r.e_lc));
+    CHECK(r.e_lc > 0);
+  }
+  o.positives = losses::positives::one;
+  CHECK_THROWS_AS(o.validate(), value_error);
+}

@@ -18,6 +18,7 @@
 /// Ensures: after the first iteration, a step allocates nothing (all buffers are sized once per batch
 /// size); the same seed gives the same run (on one thread bit for bit).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -52,6 +53,11 @@ struct model_options {
   std::size_t batch_d = 64, batch_g = 64, batch_e = 512, n_critic = 1;
   real beta1 = 50, beta2 = 5e-4f, tau = 0.07f, sigma = 1, gp_lambda = 10;
   losses::positives positives = losses::positives::all;
+  /// A second view of every generated image in L_c (a random resized crop of the whole batch, scale
+  /// in [crop_min_scale, 1], aspect ratio in [3/4, 4/3], bilinear, as torchvision's RandomResizedCrop
+  /// in the authors' code). The second view is detached from G, as there. Needs positives::all.
+  bool two_views = false;
+  real crop_min_scale = 0.7f;
   std::uint64_t seed = 0;
 
   void validate() const {
@@ -64,8 +70,32 @@ struct model_options {
     if (!(gp_lambda >= 0)) fail("gp_lambda must be >= 0");
     if (positives == losses::positives::one && (batch_g % 2 || batch_e % 2))
       fail("the one-positive contrastive loss needs even G and E batch sizes");
+    if (two_views && positives != losses::positives::all) fail("two_views needs the all-positives contrastive loss");
+    if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
 };
+
+namespace detail {
+/// Bilinear resize of the crop [top, top+ch) × [left, left+cw) of every H×W plane back to H×W
+/// (half-pixel centres, edges clamped: torchvision / PyTorch with align_corners = false).
+template <std::size_t H, std::size_t W>
+struct resized_crop {
+  const real* x;
+  std::size_t top, left, ch, cw;
+  CDGAN_HOST_DEVICE real operator()(std::size_t k) const {
+    const std::size_t plane = k / (H * W), yx = k % (H * W), y = yx / W, xo = yx % W;
+    real sy = (static_cast<real>(y) + real(0.5)) * static_cast<real>(ch) / static_cast<real>(H) - real(0.5);
+    real sx = (static_cast<real>(xo) + real(0.5)) * static_cast<real>(cw) / static_cast<real>(W) - real(0.5);
+    sy = sy < 0 ? real(0) : (sy > static_cast<real>(ch - 1) ? static_cast<real>(ch - 1) : sy);
+    sx = sx < 0 ? real(0) : (sx > static_cast<real>(cw - 1) ? static_cast<real>(cw - 1) : sx);
+    const auto y0 = static_cast<std::size_t>(sy), x0 = static_cast<std::size_t>(sx);
+    const std::size_t y1 = y0 + 1 < ch ? y0 + 1 : y0, x1 = x0 + 1 < cw ? x0 + 1 : x0;
+    const real fy = sy - static_cast<real>(y0), fx = sx - static_cast<real>(x0);
+    const real* p = x + plane * H * W + top * W + left;
+    return (1 - fy) * ((1 - fx) * p[y0 * W + x0] + fx * p[y0 * W + x1]) + fy * ((1 - fx) * p[y1 * W + x0] + fx * p[y1 * W + x1]);
+  }
+};
+}  // namespace detail
 
 /// Losses of one iteration (host values, for logging).
 struct step_report {
@@ -212,26 +242,52 @@ class model {
   }
 
  private:
-  /// E forward on [x; labelled], β1·L_c + β2·L_z, E backward with `g`; returns dL/d[x; labelled].
+  /// E forward on [x; crop(x); labelled], β1·L_c + β2·L_z, E backward with `g`; returns dL/d[...]
+  /// (the first x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
                                             const real* labels, real& lc, real& lz, nn::grads g) {
-    const std::size_t B = x.batch, M = labelled.empty() ? 0 : labelled.batch;
-    xe_.resize(B + M);
+    const std::size_t B = x.batch, V = o_.two_views ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
+    const std::size_t R = V * B + M;
+    xe_.resize(R);
+    ce_.resize(R);
     backend<Device>::copy(xe_.data(), x.ptr, x.size());
-    if (M) backend<Device>::copy(xe_.data() + x.size(), labelled.ptr, labelled.size());
-    ce_.resize(B + M);
-    backend<Device>::copy(ce_.data(), lat_.c.data(), B);
-    if (M) backend<Device>::copy(ce_.data() + B, labels, M);
+    for (std::size_t v = 0; v < V; ++v) backend<Device>::copy(ce_.data() + v * B, lat_.c.data(), B);
+    if (V == 2) random_resized_crop(x, xe_.v().slice(B, B));
+    if (M) {
+      backend<Device>::copy(xe_.data() + V * x.size(), labelled.ptr, labelled.size());
+      backend<Device>::copy(ce_.data() + V * B, labels, M);
+    }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
-    df_.resize(B + M);
-    de_.resize(B + M);
-    lc = o_.beta1 > 0 ? lc_(f, ce_.data(), B, df_.v()) : real(0);
+    df_.resize(R);
+    de_.resize(R);
+    lc = o_.beta1 > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
     df_ = df_ * o_.beta1;
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
     de.slice(0, B) = de.slice(0, B) * o_.beta2;
-    if (M) de.slice(B, M) = 0.f;
+    if (R > B) de.slice(B, R - B) = 0.f;
     return e_.backward({df_.cv(), de_.cv()}, g);
+  }
+
+  /// One random resized crop (torchvision's RandomResizedCrop parameters) applied to the whole batch.
+  void random_resized_crop(cview<image_shape, Device> x, view<image_shape, Device> out) {
+    static_assert(image_shape::rank == 3, "cdgan::model: two_views needs image shapes <C, H, W>");
+    constexpr std::size_t H = image_shape::dims[1], W = image_shape::dims[2];
+    auto unit = [&] { return static_cast<double>(rng_.next_index(1u << 24)) / double(1u << 24); };
+    std::size_t ch = H, cw = W, top = 0, left = 0;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double area = H * W * (o_.crop_min_scale + (1 - o_.crop_min_scale) * unit());
+      const double ratio = std::exp(std::log(3.0 / 4.0) + (std::log(4.0 / 3.0) - std::log(3.0 / 4.0)) * unit());
+      const auto w = static_cast<std::size_t>(std::lround(std::sqrt(area * ratio)));
+      const auto h = static_cast<std::size_t>(std::lround(std::sqrt(area / ratio)));
+      if (w >= 1 && h >= 1 && w <= W && h <= H) {
+        ch = h, cw = w;
+        top = static_cast<std::size_t>(unit() * static_cast<double>(H - h + 1));
+        left = static_cast<std::size_t>(unit() * static_cast<double>(W - w + 1));
+        break;
+      }
+    }
+    out = cdgan::generate<Device>(detail::resized_crop<H, W>{x.ptr, top, left, ch, cw});
   }
 
   model_options o_;
