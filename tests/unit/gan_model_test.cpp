@@ -130,3 +130,28 @@ TEST_CASE("model: a second view per generated image (random resized crop)") {
   o.positives = losses::positives::one;
   CHECK_THROWS_AS(o.validate(), value_error);
 }
+
+TEST_CASE_TEMPLATE("baselines: ClusterGAN and InfoGAN train G and E jointly on the cross-entropy", Obj,
+                   objective::cluster_gan<>, objective::info_gan<>) {
+  using enc3 = nn::heads<trunk, nn::dense<3>, nn::dense<4>>;
+  using baseline = model<gen, critic, enc3, Obj, optim::adam, cpu>;
+  baseline m(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  tensor<shape<1, 6, 6>> real_x(4);
+  rng data(8);
+  real_x = data.uniform();
+  step_report r;
+  auto g0 = snapshot(m.generator()), e0 = snapshot(m.encoder());
+  m.g_step({}, nullptr, r);
+  CHECK(snapshot(m.generator()) != g0);
+  CHECK(snapshot(m.encoder()) != e0);  // joint update
+  CHECK(r.g_lc > 0.5f);                // cross-entropy of 3 classes starts near log 3
+  CHECK(r.g_lc < 2.0f);
+  auto e1 = snapshot(m.encoder());
+  m.e_step({}, nullptr, r);
+  CHECK(snapshot(m.encoder()) == e1);  // no separate E step
+  for (int it = 0; it < 3; ++it) {
+    auto s = m.step(real_x.cv());
+    CHECK(std::isfinite(s.g_lc));
+    CHECK(std::isfinite(s.d_loss));
+  }
+}

@@ -37,10 +37,35 @@ namespace cdgan {
 namespace objective {
 /// CD-GAN with a GAN loss policy (losses::wasserstein, hinge or non_saturating); Penalty adds the
 /// exact WGAN-GP gradient penalty to the critic's loss.
+/// How the class code c is recovered from E_f.
+enum class code_loss {
+  contrastive,   ///< CD-GAN's L_c (E_f is a feature; E is trained in its own step with G fixed)
+  cross_entropy  ///< the baselines: E_f gives C logits, G and E minimise the cross-entropy jointly
+};
 template <class GanLoss = losses::wasserstein, bool Penalty = std::is_same_v<GanLoss, losses::wasserstein>>
 struct cd_gan {
   using gan_loss = GanLoss;
   static constexpr bool penalty = Penalty;
+  static constexpr code_loss code = code_loss::contrastive;
+  static constexpr bool content = true;  ///< β2·L_z is part of the objective
+  static constexpr const char* name = "cd-gan";
+};
+/// ClusterGAN (Mukherjee et al., AAAI 2019) over the same networks: E_f predicts c (cross-entropy,
+/// weight β1), E_e predicts z (L2, weight β2); G and E are updated together on
+/// L_GAN + β1·CE + β2·L_z, as in ClusterGAN; no separate E step.
+template <class GanLoss = losses::wasserstein, bool Penalty = std::is_same_v<GanLoss, losses::wasserstein>>
+struct cluster_gan : cd_gan<GanLoss, Penalty> {
+  static constexpr code_loss code = code_loss::cross_entropy;
+  static constexpr const char* name = "clustergan";
+};
+/// InfoGAN (Chen et al., NeurIPS 2016) with a categorical code: the Q head (E_f, C logits) and G
+/// minimise β1·CE(c, Q(G(z, c))), the variational lower bound of the mutual information I(c; G(z, c))
+/// up to the constant H(c); no content term.
+template <class GanLoss = losses::wasserstein, bool Penalty = std::is_same_v<GanLoss, losses::wasserstein>>
+struct info_gan : cd_gan<GanLoss, Penalty> {
+  static constexpr code_loss code = code_loss::cross_entropy;
+  static constexpr bool content = false;
+  static constexpr const char* name = "infogan";
 };
 /// The paper's MNIST / Fashion-MNIST setting: WGAN-GP (λ = 10).
 using wgan_gp = cd_gan<losses::wasserstein, true>;
@@ -133,6 +158,9 @@ class model {
   static_assert(encoder_type::template head_shape<1>::rank == 1,
                 "cdgan::model: the encoder's second head E_e must give a vector (the content estimate)");
   static_assert(feature_shape::rank == 1, "cdgan::model: the encoder's first head E_f must give a vector");
+  static constexpr bool joint = Objective::code == objective::code_loss::cross_entropy;
+  static_assert(!joint || feature_shape::size == c_dim,
+                "cdgan::model: the ClusterGAN and InfoGAN objectives need E_f to give C logits (F = C)");
 
   model(model_options o, optimiser_options g_opt, optimiser_options d_opt, optimiser_options e_opt)
       : o_((o.validate(), o)), rng_(o.seed), init_(o.seed ^ 0x9E3779B97F4A7C15ull),
@@ -204,16 +232,18 @@ class model {
     dx_.resize(B);
     dx_ = dxd;
     if (o_.beta1 > 0 || o_.beta2 > 0) {
-      auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, nn::grads::skip);
+      // CD-GAN: E fixed here. The baselines train E jointly with G on the same loss.
+      auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, joint ? nn::grads::assign : nn::grads::skip);
       dx_ += dxe.slice(0, B);
     }
     g_.backward(dx_.cv(), nn::grads::assign);
     g_opt_->step();
+    if (joint && (o_.beta1 > 0 || o_.beta2 > 0)) e_opt_->step();
   }
 
   /// Encoder update with G fixed.
   void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
-    if (!(o_.beta1 > 0 || o_.beta2 > 0)) return;
+    if (joint || !(o_.beta1 > 0 || o_.beta2 > 0)) return;
     lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
     auto x = g_.forward(lat_.zc.cv(), mode::train);
     encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign);
@@ -260,11 +290,14 @@ class model {
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(R);
     de_.resize(R);
-    lc = o_.beta1 > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
+    if constexpr (joint)
+      lc = losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_);
+    else
+      lc = o_.beta1 > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
     df_ = df_ * o_.beta1;
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
-    de.slice(0, B) = de.slice(0, B) * o_.beta2;
+    de.slice(0, B) = de.slice(0, B) * (Objective::content ? o_.beta2 : real(0));
     if (R > B) de.slice(B, R - B) = 0.f;
     return e_.backward({df_.cv(), de_.cv()}, g);
   }
@@ -302,7 +335,7 @@ class model {
   losses::gradient_penalty<critic_type> gp_;
   latent_batch<Z, C, Device> lat_;
   tensor<image_shape, Device> xd_, dx_, xe_;
-  tensor<shape<1>, Device> dlogit_, ce_;
+  tensor<shape<1>, Device> dlogit_, ce_, ce_work_;
   tensor<feature_shape, Device> df_;
   tensor<shape<Z>, Device> de_;
 };

@@ -24,7 +24,7 @@ namespace detail {
 
 /// Extent I of S, or 1 when S has no such axis (keeps a failing static_assert from cascading).
 template <shape_type S, std::size_t I>
-inline constexpr std::size_t extent_or_1 = I < S::rank ? S::dims[I < S::rank ? I : 0] : 1;
+inline constexpr std::size_t pool_extent = I < S::rank ? S::dims[I < S::rank ? I : 0] : 1;
 
 /// Nearest-neighbour gather: element i of a batch of (H·K)×(W·K) planes is
 /// scale · p[plane, oy / K, ox / K] from a batch of H×W planes. `n` is the length of the source.
@@ -85,8 +85,8 @@ struct avg_pool {
     static_assert(In::rank == 3,
                   "cdgan::nn::avg_pool<K>: the input must be an image shape<C, H, W>; insert reshape<C, H, W> "
                   "before the pooling layer");
-    static constexpr std::size_t c = detail::extent_or_1<In, 0>, h = detail::extent_or_1<In, 1>,
-                                 w = detail::extent_or_1<In, 2>;
+    static constexpr std::size_t c = detail::pool_extent<In, 0>, h = detail::pool_extent<In, 1>,
+                                 w = detail::pool_extent<In, 2>;
     static_assert(K == 0 || (h % K == 0 && w % K == 0),
                   "cdgan::nn::avg_pool<K>: the input height and width must be divisible by K");
     static constexpr std::size_t k = K > 0 ? K : 1;
@@ -141,8 +141,8 @@ struct upsample {
     static_assert(In::rank == 3,
                   "cdgan::nn::upsample<K>: the input must be an image shape<C, H, W>; insert reshape<C, H, W> "
                   "before the upsampling layer");
-    static constexpr std::size_t c = detail::extent_or_1<In, 0>, h = detail::extent_or_1<In, 1>,
-                                 w = detail::extent_or_1<In, 2>;
+    static constexpr std::size_t c = detail::pool_extent<In, 0>, h = detail::pool_extent<In, 1>,
+                                 w = detail::pool_extent<In, 2>;
     static constexpr std::size_t k = K > 0 ? K : 1;
 
     using in_shape = In;

@@ -14,7 +14,7 @@ struct retype {
   struct bind {
     static_assert(!Check || std::is_same_v<In, Out>,
                   "cdgan::nn::input<...>: the network's input shape differs from the shape fed to it");
-    static_assert(In::size == Out::size,
+    static_assert(Check || In::size == Out::size,
                   "cdgan::nn::reshape<...>: the new shape must have as many elements as the input shape");
     using in_shape = In;
     using out_shape = Out;
