@@ -11,6 +11,11 @@
 /// - reduce<R>(out, outer, mid, inner, e, beta): out[m] = beta·out[m] + R over (o, i) of
 ///   e[(o·mid + m)·inner + i]; R is `reduction::sum` or `reduction::max`. Deterministic order.
 /// - im2col / col2im over a batch of NCHW images (col is [batch][C·K·K][OH·OW]; col2im adds into x).
+/// - for_each(n, f): calls f(i) for every i < n (order and threads unspecified). f is a trivially
+///   copyable functor whose `void operator()(std::size_t i) const` is CDGAN_HOST_DEVICE and touches
+///   only index i of the arrays it holds. It is the fused multi-output kernel: one pass that writes
+///   several arrays (the optimisers update a parameter and its m, v state this way). CPU: one OpenMP
+///   loop; CUDA: one grid-stride kernel launch `template <class F> __global__ k(size_t n, F f)`.
 /// - copy(dst, src, n), fill via expressions, synchronize().
 #pragma once
 #include <cstddef>
@@ -33,7 +38,9 @@ struct max {};
 
 template <class Device>
 struct backend {
-  static_assert(sizeof(Device) == 0, "cdgan: no backend for this device in this translation unit (see backend/backend.hpp)");
+  static_assert(sizeof(Device) == 0, "cdgan: no backend for this device in this translation unit (see backend/backend.hpp). cdgan::cuda "
+                "layers need the cdgan::cuda target (CDGAN_WITH_CUDA), <cdgan/cdgan.hpp>, and a .cu translation "
+                "unit compiled by nvcc");
 };
 
 }  // namespace cdgan

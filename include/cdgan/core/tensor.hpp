@@ -61,7 +61,13 @@ struct view {
     static_assert(S2::size == S::size, "cdgan: view::as<S2>() needs a shape with the same number of elements");
     return {ptr, batch};
   }
-  operator view<S, Device, const real>() const { return {ptr, batch}; }
+  // A template so that the const view (for which this would be a conversion to its own type) has no
+  // such member at all: nvcc warns about a never-callable conversion function otherwise.
+  template <class U = T>
+    requires(!std::is_const_v<U>)
+  operator view<S, Device, const real>() const {
+    return {ptr, batch};
+  }
   expr_ref<Device> as_expr() const { return {{}, ptr, size()}; }
 
   template <expr_like E>

@@ -1,0 +1,186 @@
+/// @file backend/cuda/memory.hpp
+/// The CUDA context (stream, cuBLAS handle, scratch space) and `device_memory<cuda>`.
+///
+/// What this represents:
+/// - `cuda_context::instance()`: the process-wide default context, created on first use on the CUDA
+///   device that is current then (device 0 unless the program chose another). It owns one
+///   non-blocking stream, on which cdgan issues every kernel, copy, allocation and cuBLAS call, so work
+///   runs in program order without host synchronisation; the cuBLAS handle (bound to that stream) is
+///   created on the first GEMM. GEMMs run in exact FP32 unless `set_tf32(true)` allows TF32
+///   tensor-core math (faster, ~1e-3 relative error); off by default.
+/// - `device_memory<cuda>`: allocation with cudaMallocAsync on that stream (cudaMalloc where the
+///   device has no memory pools), device-to-device copy and zeroing queued on the stream; `to_host`
+///   and `from_host` return only when the copy is complete, so the host memory may be reused at once.
+/// - `cuda_available()`: whether a CUDA device can be used; never throws (false without a driver).
+///
+/// Host code only: compiles with any C++20 compiler given the CUDA headers (`cdgan::cuda` target).
+/// Requires: work from several host threads is serialised by the caller (one stream, one handle).
+/// Ensures: every failed call throws cdgan::device_error naming the call (see error.hpp); an
+/// allocation that does not fit says how many bytes it asked for and how many were free; the first
+/// use of a cdgan::cuda tensor on a machine without a usable GPU says so, and why.
+#pragma once
+#include <cstddef>
+#include <mutex>
+#include <string>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "../../core/device.hpp"
+#include "../../core/memory.hpp"
+#include "error.hpp"
+
+namespace cdgan {
+
+/// True when at least one CUDA device is usable. Never throws: a machine without a GPU or without the
+/// driver gives false.
+inline bool cuda_available() noexcept {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return n > 0;
+}
+
+/// The stream, cuBLAS handle and scratch memory that the CUDA backend works with.
+class cuda_context {
+ public:
+  /// The process-wide default context (created on first use, intentionally never destroyed so that
+  /// tensors freed during static destruction still find their stream).
+  static cuda_context& instance() {
+    static cuda_context* ctx = new cuda_context();
+    return *ctx;
+  }
+  cuda_context(const cuda_context&) = delete;
+  cuda_context& operator=(const cuda_context&) = delete;
+
+  int device() const noexcept { return device_; }
+  cudaStream_t stream() const noexcept { return stream_; }
+  /// Number of streaming multiprocessors (sizes kernel grids).
+  int sm_count() const noexcept { return sm_count_; }
+  /// Whether allocations are stream-ordered (cudaMallocAsync) on this device.
+  bool stream_ordered_allocation() const noexcept { return pools_; }
+
+  /// The cuBLAS handle, created on first use and bound to `stream()`.
+  cublasHandle_t cublas() {
+    std::call_once(cublas_once_, [this] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cublasHandle_t h = nullptr;
+      CDGAN_CUBLAS_CHECK(cublasCreate(&h));
+      CDGAN_CUBLAS_CHECK(cublasSetStream(h, stream_));
+      CDGAN_CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+      cublas_ = h;
+      apply_math_mode();
+    });
+    return cublas_;
+  }
+
+  /// Allows (true) or forbids (false, the default) TF32 tensor-core math in cuBLAS GEMMs.
+  void set_tf32(bool on) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    tf32_ = on;
+    if (cublas_) apply_math_mode();
+  }
+  bool tf32() const noexcept { return tf32_; }
+
+  /// Waits until all work queued on the stream has finished (and reports any asynchronous error).
+  void synchronize() const { CDGAN_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  /// Raw device allocation in stream order (what device_memory<cuda> uses).
+  void* allocate(std::size_t bytes) const {
+    void* p = nullptr;
+    const std::size_t b = bytes < 256 ? 256 : bytes;
+    if (pools_)
+      CDGAN_CUDA_CHECK_ALLOC(cudaMallocAsync(&p, b, stream_), b);
+    else
+      CDGAN_CUDA_CHECK_ALLOC(cudaMalloc(&p, b), b);
+    return p;
+  }
+  void deallocate(void* p) const noexcept {
+    if (!p) return;
+    // Errors are ignored: this runs in destructors, possibly after the driver shut down at exit.
+    const cudaError_t e = pools_ ? cudaFreeAsync(p, stream_) : cudaFree(p);
+    if (e != cudaSuccess) (void)cudaGetLastError();
+  }
+
+  /// Device scratch memory of at least `bytes`, valid for work queued on `stream()` until the next
+  /// call (grow-only; a reallocation is stream-ordered, so earlier queued kernels are unaffected).
+  void* workspace(std::size_t bytes) {
+    if (bytes > workspace_bytes_) {
+      deallocate(workspace_);
+      workspace_ = nullptr;
+      workspace_bytes_ = 0;
+      const std::size_t want = bytes < 4096 ? 4096 : bytes;
+      workspace_ = allocate(want);
+      workspace_bytes_ = want;
+    }
+    return workspace_;
+  }
+
+ private:
+  cuda_context() {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+      (void)cudaGetLastError();
+      throw device_error(std::string("cdgan: no usable CUDA device (") +
+                         (e != cudaSuccess ? std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e)
+                                           : std::string("the CUDA runtime reports 0 devices")) +
+                         "): cdgan::cuda tensors need an NVIDIA GPU and its driver; test cdgan::cuda_available() "
+                         "first, or use cdgan::cpu");
+    }
+    CDGAN_CUDA_CHECK(cudaGetDevice(&device_));
+    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+    int pools = 0;
+    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
+    pools_ = pools != 0;
+    CDGAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+  void apply_math_mode() { CDGAN_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)); }
+
+  int device_ = 0, sm_count_ = 1;
+  bool pools_ = false;
+  bool tf32_ = false;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::once_flag cublas_once_;
+  std::mutex mutex_;
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = 0;
+};
+
+/// Device memory on the default CUDA context's stream.
+template <>
+struct device_memory<cuda> {
+  static void* allocate(std::size_t bytes) { return cuda_context::instance().allocate(bytes); }
+  static void deallocate(void* p) noexcept {
+    if (p) cuda_context::instance().deallocate(p);
+  }
+  /// Device to device, queued on the stream.
+  static void copy(void* dst, const void* src, std::size_t bytes) {
+    if (bytes)
+      CDGAN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_context::instance().stream()));
+  }
+  /// Device to host; returns when the host memory holds the data (after all earlier queued work).
+  static void to_host(void* dst, const void* src, std::size_t bytes) {
+    if (!bytes) return;
+    auto& c = cuda_context::instance();
+    CDGAN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c.stream()));
+    c.synchronize();
+  }
+  /// Host to device; returns when the copy is complete, so `src` may be reused at once.
+  static void from_host(void* dst, const void* src, std::size_t bytes) {
+    if (!bytes) return;
+    auto& c = cuda_context::instance();
+    CDGAN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c.stream()));
+    c.synchronize();
+  }
+  /// All bits zero (0.0f), queued on the stream.
+  static void zero(void* dst, std::size_t bytes) {
+    if (bytes) CDGAN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cuda_context::instance().stream()));
+  }
+};
+
+}  // namespace cdgan
