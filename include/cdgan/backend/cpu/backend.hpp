@@ -143,6 +143,16 @@ struct backend<cpu> {
     }
   }
 
+  /// f(i) for every i < n, in any order and on any thread: a fused multi-output elementwise kernel
+  /// (e.g. the optimisers' update of a parameter and its state in one pass). F is trivially copyable
+  /// and its `operator()(std::size_t) const` is CDGAN_HOST_DEVICE; f(i) touches only index i.
+  template <class F>
+  static void for_each(std::size_t n, const F& f) {
+    const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(n);
+#pragma omp parallel for simd schedule(static) if (m >= 32768)
+    for (std::ptrdiff_t i = 0; i < m; ++i) f(static_cast<std::size_t>(i));
+  }
+
   static void copy(real* dst, const real* src, std::size_t n) {
     if (n) std::memcpy(dst, src, n * sizeof(real));
   }
