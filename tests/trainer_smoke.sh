@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# trainer_smoke.sh CDGAN_TRAIN DATA_DIR WORK — end-to-end check of cdgan-train on MNIST:
+#  1. 4 iterations in one go (small batches), 2. 2 iterations then --resume for 2 more;
+#  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
+#  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
+#  3. sample --npy and eval --features-npy on the checkpoint; 4. bad input exits non-zero with a
+#  message and leaves the checkpoint untouched.
+set -euo pipefail
+bin="$1" data="$2" work="$3"
+if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyte.gz" ]]; then
+  echo "SKIPPED: no MNIST in $data (run scripts/setup-data.sh mnist)"; exit 77
+fi
+rm -rf "$work" && mkdir -p "$work"
+common=(--preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300
+        --kmeans-restarts 2 --log-every 1)
+"$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/a" > "$work/a.log"
+"$bin" train "${common[@]}" --iterations 2 --eval-every 2 --out "$work/b" > "$work/b.log"
+"$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/b" --resume > "$work/b2.log"
+for f in a/samples.png a/metrics.jsonl a/checkpoint.safetensors b/checkpoint.safetensors; do
+  [[ -s "$work/$f" ]] || { echo "missing output $f"; exit 1; }
+done
+la=$(grep -E '^\[ +4/4\]' "$work/a.log" | sed 's/.*ETA *[0-9]*s |//')
+lb=$(grep -E '^\[ +4/4\]' "$work/b2.log" | sed 's/.*ETA *[0-9]*s |//')
+echo "uninterrupted: $la"
+echo "resumed:       $lb"
+[[ -n "$la" && "$la" == "$lb" ]] || { echo "resume is not exact"; exit 1; }
+if grep -Eiq 'nan|inf' <<<"$la"; then echo "non-finite loss"; exit 1; fi
+ma=$(tail -n 1 "$work/a/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')
+mb=$(tail -n 1 "$work/b/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')
+[[ "$ma" == "$mb" ]] || { echo "metrics differ after resume: $ma vs $mb"; exit 1; }
+"$bin" sample --preset mnist --out "$work/a" --npy --per-class 3 > /dev/null
+"$bin" eval --preset mnist --data-dir "$data" --out "$work/a" --eval-samples 300 --kmeans-restarts 2 --features-npy > "$work/eval.log"
+for f in images.npy c.npy features.npy labels.npy samples_from_checkpoint.png; do
+  [[ -s "$work/a/$f" ]] || { echo "missing output $f"; exit 1; }
+done
+python3 - "$work/a" <<'PY'
+import sys, struct
+def shape(p):
+    b = open(p, 'rb').read(); n = struct.unpack('<H', b[8:10])[0]; h = b[10:10 + n].decode()
+    return eval(h)['shape']
+d = sys.argv[1]
+assert shape(d + '/images.npy') == (30, 1, 28, 28), shape(d + '/images.npy')
+assert shape(d + '/c.npy') == (30,)
+assert shape(d + '/features.npy') == (300, 40)
+assert shape(d + '/labels.npy') == (300,)
+PY
+sum=$(md5sum "$work/a/checkpoint.safetensors")
+if "$bin" train --preset mnist --tau 0 --out "$work/a" 2> "$work/err.log"; then echo "tau 0 accepted"; exit 1; fi
+grep -q "tau" "$work/err.log" || { echo "no message about tau"; cat "$work/err.log"; exit 1; }
+if "$bin" train --preset nope --out "$work/a" 2> "$work/err2.log"; then echo "unknown preset accepted"; exit 1; fi
+if "$bin" train --preset mnist --label-fraction 1.5 --out "$work/a" 2> "$work/err3.log"; then echo "label fraction 1.5 accepted"; exit 1; fi
+if "$bin" eval --preset fashion-mnist --checkpoint "$work/a/checkpoint.safetensors" --data-dir "$data" 2> "$work/err4.log"; then
+  echo "a checkpoint of another network was accepted"; exit 1
+fi
+grep -q "network" "$work/err4.log" || { echo "no message about the network"; cat "$work/err4.log"; exit 1; }
+[[ "$(md5sum "$work/a/checkpoint.safetensors")" == "$sum" ]] || { echo "checkpoint changed by a failed run"; exit 1; }
+echo "trainer smoke test passed"
