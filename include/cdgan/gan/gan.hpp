@@ -3,3 +3,4 @@
 #pragma once
 #include "latent.hpp"
 #include "model.hpp"
+#include "presets.hpp"
