@@ -21,5 +21,6 @@
 #include "gan/gan.hpp"
 #include "data/data.hpp"
 #include "eval/metrics.hpp"
+#include "eval/quality.hpp"
 #include "io/io.hpp"
 #include "testing/gradient_check.hpp"
