@@ -7,7 +7,14 @@
 //
 // Every preset setting can be overridden by a flag or by a TOML/INI file given with --config.
 // Presets (include/cdgan/gan/presets.hpp): mnist, mnist-code, fashion-mnist, fashion-mnist-few-labels,
-// dsprites-few-labels.
+// dsprites-few-labels, and the baselines mnist-clustergan, mnist-infogan. The β1 = 0 ablation is
+// `--beta1 0`.
+//
+// Each evaluation (during `train`, and `eval`) scores the encoder (k-means on E_f of the test split:
+// ACC, purity, NMI, ARI) and the generator: the classifier Fréchet distance (NOT the Inception FID;
+// overall and per class), the intra-class diversity of G(z, c) against real images of the matched
+// class, and the classifier consistency, with a small classifier (include/cdgan/eval/quality.hpp)
+// trained once on the labelled training split and cached (default <out>/../classifiers/).
 #include <cdgan/cdgan.hpp>
 #include <cdgan/gan/presets.hpp>
 #include <fmt/core.h>
@@ -19,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -39,11 +47,22 @@ struct settings {
   std::string device = "cpu";
   std::size_t eval_every = 500, log_every = 50, eval_samples = 0, kmeans_restarts = 10, grid_columns = 10;
   std::size_t samples_per_class = 100;
+  std::size_t quality_samples = 300;        // generated images per class for the quality figures (0: off)
+  std::size_t classifier_iterations = 0;    // 0: the library's default budget for the dataset
+  std::uint64_t classifier_seed = 0;
+  std::string classifier;                   // empty: <out>/../classifiers/<dataset>-<budget>-seed<s>.safetensors
   int threads = 0;
   bool resume = false, npy = false, features_npy = false;
 
   fs::path out_dir() const { return out.empty() ? fs::path("runs") / p.name : fs::path(out); }
   fs::path checkpoint_path() const { return checkpoint.empty() ? out_dir() / "checkpoint.safetensors" : fs::path(checkpoint); }
+  /// The cached quality classifier: shared by the runs under the same parent directory (same
+  /// dataset and budget), so that their Fréchet distances come from the same classifier.
+  fs::path classifier_path() const {
+    if (!classifier.empty()) return classifier;
+    const auto budget = classifier_iterations ? fmt::format("it{}", classifier_iterations) : std::string("default");
+    return out_dir().parent_path() / "classifiers" / fmt::format("{}-{}-seed{}.safetensors", p.dataset, budget, classifier_seed);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -63,6 +82,25 @@ struct split_data {
       std::copy_n(train.images.data() + i * n, n, out);
     else
       data::dsprites::render(train_indices[i], std::span<float>(out, n));
+  }
+  /// The first `per_class` training images of each class (class-major), with their labels.
+  std::pair<std::vector<real>, std::vector<real>> first_per_class(std::size_t per_class, std::size_t n) const {
+    std::vector<std::vector<std::size_t>> pick(classes);
+    std::size_t full = 0;
+    for (std::size_t i = 0; i < size() && full < classes; ++i) {
+      const std::size_t c = label(i);
+      if (c >= classes || pick[c].size() == per_class) continue;
+      pick[c].push_back(i);
+      if (pick[c].size() == per_class) ++full;
+    }
+    std::pair<std::vector<real>, std::vector<real>> out;
+    for (std::size_t c = 0; c < classes; ++c)
+      for (auto i : pick[c]) {
+        out.first.resize(out.first.size() + n);
+        copy(i, out.first.data() + out.first.size() - n, n);
+        out.second.push_back(static_cast<real>(c));
+      }
+    return out;
   }
 };
 
@@ -96,6 +134,7 @@ class run {
                         optim::adam, Device>;
   using image = typename model_t::image_shape;
   static constexpr std::size_t Z = model_t::z_dim, C = model_t::c_dim, F = model_t::f_dim;
+  using classifier_t = eval::classifier_for<image, C, Device>;
 
   explicit run(const settings& s)
       : s_(s),
@@ -194,7 +233,7 @@ class run {
         in_avg = 0;
       }
       if (r.step % s_.eval_every == 0 || r.step == total) {
-        auto j = evaluate(d.test);
+        auto j = evaluate(d);
         j["step"] = r.step;
         j["seconds"] = secs;
         j["d_loss"] = r.d_loss;
@@ -210,6 +249,7 @@ class run {
         fmt::print("step {}: ACC {:.4f}  purity {:.4f}  NMI {:.4f}  ARI {:.4f}  consistency {:.4f}  ({:.0f} s)\n", r.step,
                    j["acc"].template get<double>(), j["purity"].template get<double>(), j["nmi"].template get<double>(), j["ari"].template get<double>(),
                    j["consistency"].template get<double>(), secs);
+        print_quality(j);
         std::fflush(stdout);
       }
     }
@@ -248,7 +288,9 @@ class run {
   int eval() {
     load_checkpoint(s_.checkpoint_path());
     auto d = load_data(s_);
-    auto j = evaluate(d.test);
+    auto j = evaluate(d);
+    j["step"] = m_.steps();
+    print_quality(j);
     fmt::print("{}\n", j.dump());
     if (s_.features_npy) {
       fs::create_directories(s_.out_dir());
@@ -274,8 +316,11 @@ class run {
 
   /// E_f features of the test split, k-means, ACC (Hungarian) / purity / NMI / ARI, and the
   /// consistency of generated images (the share of G(z, c) that E_f + the test-set k-means centres put
-  /// in the cluster matched to c).
-  nlohmann::json evaluate(const data::dataset& test) {
+  /// in the cluster matched to c); for the baselines (E_f = C logits) also the scores of argmax E_f;
+  /// then the generation quality (`quality`).
+  nlohmann::json evaluate(const split_data& d) {
+    const auto t_eval = std::chrono::steady_clock::now();
+    const data::dataset& test = d.test;
     const std::size_t n = s_.eval_samples ? std::min(s_.eval_samples, test.size()) : test.size();
     last_features_ = encode(test.images.data(), n);
     eval::kmeans_options ko;
@@ -311,8 +356,145 @@ class run {
     }
     std::vector<std::size_t> code(cs.begin(), cs.end());
     const auto cons = eval::consistency(assigned, code);
-    return {{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
-            {"eval_samples", n}, {"inertia", km.inertia}};
+    nlohmann::json j{{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
+                     {"eval_samples", n}, {"inertia", km.inertia}, {"objective", s_.p.objective}};
+    if constexpr (model_t::joint) {
+      // ClusterGAN / InfoGAN: E_f is the class head (C logits); its argmax is a clustering too
+      std::vector<std::size_t> am(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const real* row = last_features_.data() + i * F;
+        am[i] = static_cast<std::size_t>(std::max_element(row, row + F) - row);
+      }
+      const auto sa = eval::score_clustering(truth, am);
+      j["argmax_acc"] = sa.acc;
+      j["argmax_purity"] = sa.purity;
+      j["argmax_nmi"] = sa.nmi;
+      j["argmax_ari"] = sa.ari;
+    }
+    j["encoder_eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
+    if (s_.quality_samples) quality(d, j);
+    j["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_eval).count();
+    return j;
+  }
+
+  /// The quality classifier (trained once on the labelled training split, or loaded from its cache),
+  /// the reference statistics of the test split, and the real-vs-real floor: `quality_samples`
+  /// training images per class scored as if generated. Made once per process.
+  void prepare_quality(const split_data& d) {
+    if (q_) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto q = std::make_unique<quality_state>();
+    q->path = s_.classifier_path();
+    auto o = s_.p.dataset == "dsprites" ? eval::dsprites_classifier_options(s_.classifier_seed)
+                                        : eval::default_classifier_options(s_.classifier_seed);
+    if (s_.classifier_iterations) o.iterations = s_.classifier_iterations;
+    o.batch_size = std::min(o.batch_size, d.size());
+    const auto tag = fmt::format("dataset={} epochs={} iterations={} batch={} lr={} seed={}", s_.p.dataset, o.epochs,
+                                 o.iterations, o.batch_size, o.lr, o.seed);
+    fmt::print("quality classifier {}: ", q->path.string());
+    std::fflush(stdout);
+    if (d.train_indices.empty())
+      q->cache = q->clf.load_or_train(q->path, d.train, o, static_cast<const data::dataset*>(nullptr), tag);
+    else
+      q->cache = q->clf.load_or_train(q->path, data::dsprites::dsprites_source(d.train_indices), o,
+                                      static_cast<const data::dataset*>(nullptr), tag);
+    // one pass over the test split gives both the accuracy and the reference features
+    auto fp = q->clf.features_and_predictions(d.test);
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < d.test.size(); ++i) right += fp.second[i] == d.test.labels[i] ? 1 : 0;
+    q->cache.test_accuracy = static_cast<double>(right) / static_cast<double>(d.test.size());
+    std::vector<std::size_t> labels(d.test.labels.begin(), d.test.labels.end());
+    q->ref = eval::real_reference::from_features(std::move(fp.first), labels, classifier_t::feature_dim, C);
+    const auto [imgs, lab] = d.first_per_class(s_.quality_samples, image::size);
+    q->floor = eval::generation_quality(q->clf, std::span<const float>(imgs), lab, q->ref, C);
+    q->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{}{}{}, test accuracy {:.4f}; real-vs-real floor at {} training images per class: classifier FD {:.2f}, "
+               "per-class FD mean {:.2f}, diversity ratio min {:.3f} ({:.1f} s)\n",
+               q->cache.trained ? "trained: " : "loaded", q->cache.trained ? q->cache.reason : std::string(),
+               q->cache.trained ? fmt::format(" ({} steps in {:.1f} s)", q->cache.train.iterations, q->cache.train.seconds) : "",
+               q->cache.test_accuracy, s_.quality_samples, q->floor.fd_overall, finite_mean(q->floor.fd_per_class),
+               q->floor.diversity_ratio_min, q->seconds);
+    std::fflush(stdout);
+    q_ = std::move(q);
+  }
+
+  /// Generation quality of `quality_samples` images per code c (fixed z across evaluations), added
+  /// to the metrics line `j`.
+  void quality(const split_data& d, nlohmann::json& j) {
+    if (!q_) {
+      prepare_quality(d);
+      j["quality_setup_seconds"] = q_->seconds;  // classifier training or loading, reference: once per process
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::size_t per = s_.quality_samples, n = per * C;
+    latent_batch<Z, C, Device> lat;
+    rng g(s_.p.model.seed ^ 0x9A11'7E5Dull);
+    lat.z.resize(n);
+    lat.z = g.normal(0.f, s_.p.model.sigma);
+    std::vector<real> cs(n);
+    for (std::size_t i = 0; i < n; ++i) cs[i] = static_cast<real>(i / per);
+    lat.c.from_host(cs);
+    lat.assemble();
+    std::vector<real> imgs(n * image::size);
+    constexpr std::size_t chunk = 500;
+    for (std::size_t first = 0; first < n; first += chunk) {
+      const std::size_t b = std::min(chunk, n - first);
+      auto x = m_.generate(lat.zc.cv().slice(first, b));
+      device_memory<Device>::to_host(imgs.data() + first * image::size, x.ptr, x.size() * sizeof(real));
+    }
+    const auto rep = eval::generation_quality(q_->clf, std::span<const float>(imgs), cs, q_->ref, C);
+    nlohmann::json qj = rep;
+    for (auto& [k, v] : qj.items()) {
+      if (k == "consistency")
+        j["classifier_consistency"] = v;
+      else if (k == "code_to_class")
+        j["classifier_code_to_class"] = v;
+      else if (k == "generated" || k == "real" || k == "feature_dim")
+        continue;
+      else
+        j[k] = v;
+    }
+    auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    j["fd_per_class_mean"] = num(finite_mean(rep.fd_per_class));
+    j["quality_samples_per_class"] = per;
+    j["classifier_test_accuracy"] = q_->cache.test_accuracy;
+    j["fd_real_floor"] = num(q_->floor.fd_overall);
+    j["fd_real_floor_per_class_mean"] = num(finite_mean(q_->floor.fd_per_class));
+    j["quality_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  static double finite_mean(const std::vector<double>& v) {
+    double s = 0;
+    std::size_t k = 0;
+    for (double x : v)
+      if (std::isfinite(x)) s += x, ++k;
+    return k ? s / static_cast<double>(k) : std::numeric_limits<double>::quiet_NaN();
+  }
+
+  /// The quality lines of an evaluation, and a WARNING for each class whose generated images are
+  /// less than half as diverse as the real ones.
+  void print_quality(const nlohmann::json& j) const {
+    if (!j.contains("fd_overall")) return;
+    auto d = [](const nlohmann::json& v) { return v.is_number() ? v.template get<double>() : std::numeric_limits<double>::quiet_NaN(); };
+    auto list = [&](const nlohmann::json& a, const char* f) {
+      std::string out;
+      for (const auto& v : a) out += (out.empty() ? "" : " ") + fmt::format(fmt::runtime(f), d(v));
+      return out;
+    };
+    fmt::print("  quality ({} per class; classifier Fréchet distance, not Inception FID): FD {:.2f} (real floor {:.2f})  "
+               "per-class FD mean {:.2f} (floor {:.2f})  diversity ratio min {:.3f} mean {:.3f}  classifier consistency {:.4f}  "
+               "({:.1f} s)\n",
+               j["quality_samples_per_class"].template get<std::size_t>(), d(j["fd_overall"]), d(j["fd_real_floor"]),
+               d(j["fd_per_class_mean"]), d(j["fd_real_floor_per_class_mean"]), d(j["diversity_ratio_min"]),
+               d(j["diversity_ratio_mean"]), d(j["classifier_consistency"]), d(j["quality_seconds"]));
+    fmt::print("  per c: FD [{}]  diversity ratio [{}]\n", list(j["fd_per_class"], "{:.1f}"), list(j["diversity_ratio"], "{:.2f}"));
+    const auto& ratio = j["diversity_ratio"];
+    std::string low;
+    for (std::size_t c = 0; c < ratio.size(); ++c)
+      if (!(d(ratio[c]) >= 0.5)) low += fmt::format("{}c={} ({:.3f})", low.empty() ? "" : ", ", c, d(ratio[c]));
+    if (!low.empty())
+      fmt::print("WARNING: collapse within class {}: the generated images of these codes are less than half as diverse "
+                 "as real images of the matched class (diversity ratio < 0.5)\n", low);
   }
 
   /// E_f of n host images, in eval mode, in chunks.
@@ -370,6 +552,7 @@ class run {
     w.set_metadata("format", "cdgan-checkpoint-1");
     w.set_metadata("preset", s_.p.name);
     w.set_metadata("network", s_.p.network);
+    w.set_metadata("objective", s_.p.objective);
     w.set_metadata("step", std::to_string(m_.steps()));
     w.set_metadata("rng_seed", std::to_string(m_.random().seed()));
     w.set_metadata("rng_calls", std::to_string(m_.random().calls()));
@@ -390,6 +573,9 @@ class run {
     if (meta("network") != s_.p.network)
       throw io::io_error(path, "checkpoint of network '" + meta("network") + "' (preset " + meta("preset") +
                                    "), but preset " + s_.p.name + " builds network '" + s_.p.network + "'");
+    if (auto it = f.metadata.find("objective"); it != f.metadata.end() && it->second != s_.p.objective)
+      throw io::io_error(path, "checkpoint trained with objective '" + it->second + "' (preset " + meta("preset") +
+                                   "), but preset " + s_.p.name + " uses '" + s_.p.objective + "'");
     std::size_t loaded = 0;
     m_.for_each_state([&](const std::string& name, real* p, std::size_t n, const std::vector<std::size_t>& dims) {
       auto it = f.tensors.find(name);
@@ -411,10 +597,20 @@ class run {
     fmt::print("resumed from {} at step {} ({} tensors)\n", path.string(), m_.steps(), loaded);
   }
 
+  struct quality_state {
+    classifier_t clf;
+    eval::real_reference ref;
+    eval::classifier_cache_report cache;
+    eval::quality_report floor;  // real training images scored as if generated
+    fs::path path;
+    double seconds = 0;
+  };
+
   settings s_;
   model_t m_;
   data::shuffling_batch_loader loader_;
   std::vector<real> last_features_;
+  std::unique_ptr<quality_state> q_;
 };
 
 template <class Nets, class Device>
@@ -442,10 +638,19 @@ int dispatch_device(const settings& s) {
 
 int dispatch(const settings& s) {
   const auto& n = s.p.network;
+  if (s.p.objective != "cd-gan" && n != "mnist-z30-f10")
+    throw value_error("cdgan-train: objective '" + s.p.objective + "' needs a network whose E_f gives C logits (mnist-z30-f10)");
   if (n == "mnist-z30-f40") return dispatch_device<presets::mnist_nets<30, 10, 40>>(s);
   if (n == "mnist-z30-f120") return dispatch_device<presets::mnist_nets<30, 10, 120>>(s);
   if (n == "fashion-z40-f50") return dispatch_device<presets::mnist_nets<40, 10, 50>>(s);
   if (n == "dsprites-z52-f40") return dispatch_device<presets::dsprites_nets<52, 3, 40>>(s);
+  if (n == "mnist-z30-f10") {  // the baselines: E_f gives C = 10 logits
+    using nets = presets::mnist_nets<30, 10, 10>;
+    if (s.p.objective == "clustergan") return dispatch_device<presets::with_objective<nets, objective::cluster_gan<>>>(s);
+    if (s.p.objective == "infogan") return dispatch_device<presets::with_objective<nets, objective::info_gan<>>>(s);
+    throw value_error("cdgan-train: network '" + n + "' is compiled for the objectives clustergan and infogan only, not '" +
+                      s.p.objective + "'");
+  }
   throw value_error("cdgan-train: no compiled network '" + n + "'");
 }
 
@@ -493,6 +698,16 @@ int main(int argc, char** argv) {
     sub->add_option("--kmeans-restarts", s.kmeans_restarts, "k-means restarts (best inertia wins)")->check(CLI::Range(1, 1000));
     ov.add<std::uint64_t>(*sub, "--seed", [](presets::preset& p) -> std::uint64_t& { return p.model.seed; }, "random seed");
     ov.add<real>(*sub, "--sigma", [](presets::preset& p) -> real& { return p.model.sigma; }, "std of z");
+    if (std::string(cmd) != "sample") {
+      sub->add_option("--quality-samples", s.quality_samples,
+                      "generated images per class for the classifier Fréchet distance / diversity / consistency (0: off)")
+          ->check(CLI::Range(0, 100000));
+      sub->add_option("--classifier", s.classifier,
+                      "cached quality classifier (default: <out>/../classifiers/<dataset>-<budget>-seed<s>.safetensors)");
+      sub->add_option("--classifier-iterations", s.classifier_iterations,
+                      "training batches of the quality classifier (0: the library's default, 2 epochs; dSprites 4000)");
+      sub->add_option("--classifier-seed", s.classifier_seed, "seed of the quality classifier");
+    }
     if (std::string(cmd) == "train") {
       sub->add_flag("--resume", s.resume, "continue from the checkpoint");
       sub->add_option("--eval-every", s.eval_every, "iterations between evaluations and checkpoints")->check(CLI::Range(1, 100000000));
@@ -537,6 +752,8 @@ int main(int argc, char** argv) {
     if (s.p.label_fraction < 0 || s.p.label_fraction > 1)
       throw value_error(fmt::format("cdgan-train: --label-fraction must be in (0, 1], got {}", s.p.label_fraction));
     if (s.p.label_fraction > 0 && s.p.labels_per_class == 0) s.p.labels_per_class = 1;
+    if (s.quality_samples == 1)
+      throw value_error("cdgan-train: --quality-samples must be 0 (off) or at least 2 images per class, got 1");
     s.p.model.validate();
     if (s.threads > 0) set_num_threads(s.threads);
     return dispatch(s);

@@ -4,7 +4,10 @@
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; 4. bad input exits non-zero with a
-#  message and leaves the checkpoint untouched.
+#  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
+#  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
+#  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
+#  is trained once by run a into $work/classifiers/ and loaded from there by the later runs.
 set -euo pipefail
 bin="$1" data="$2" work="$3"
 if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyte.gz" ]]; then
@@ -12,7 +15,7 @@ if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyt
 fi
 rm -rf "$work" && mkdir -p "$work"
 common=(--preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300
-        --kmeans-restarts 2 --log-every 1)
+        --kmeans-restarts 2 --log-every 1 --quality-samples 20 --classifier-iterations 30)
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/a" > "$work/a.log"
 "$bin" train "${common[@]}" --iterations 2 --eval-every 2 --out "$work/b" > "$work/b.log"
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/b" --resume > "$work/b2.log"
@@ -28,8 +31,32 @@ if grep -Eiq 'nan|inf' <<<"$la"; then echo "non-finite loss"; exit 1; fi
 ma=$(tail -n 1 "$work/a/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')
 mb=$(tail -n 1 "$work/b/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')
 [[ "$ma" == "$mb" ]] || { echo "metrics differ after resume: $ma vs $mb"; exit 1; }
+grep -q "quality classifier .*: trained" "$work/a.log" || { echo "run a did not train the quality classifier"; exit 1; }
+grep -q "quality classifier .*: loaded" "$work/b.log" || { echo "run b did not reuse the cached quality classifier"; exit 1; }
+check_quality() {  # every line of a metrics.jsonl (or one JSON object) has finite quality fields
+  python3 - "$1" <<'PY'
+import json, math, sys
+lines = [l for l in open(sys.argv[1]) if l.strip().startswith('{')]
+assert lines, 'no JSON lines in ' + sys.argv[1]
+for l in lines:
+    d = json.loads(l)
+    for k in ('fd_overall', 'fd_per_class_mean', 'diversity_ratio_min', 'diversity_ratio_mean', 'classifier_consistency',
+              'classifier_test_accuracy', 'fd_real_floor'):
+        v = d[k]
+        assert isinstance(v, (int, float)) and math.isfinite(v), (k, v)
+    for k in ('fd_per_class', 'diversity_ratio', 'diversity_generated', 'diversity_real'):
+        assert len(d[k]) == 10 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in d[k]), (k, d[k])
+    assert 'not the Inception FID' in d['fd_kind'], d['fd_kind']
+    assert 0 <= d['classifier_consistency'] <= 1 and d['quality_samples_per_class'] == 20
+    assert isinstance(d['diversity_failure'], bool)
+PY
+}
+check_quality "$work/a/metrics.jsonl" || { echo "quality fields missing or not finite in a/metrics.jsonl"; exit 1; }
+check_quality "$work/b/metrics.jsonl" || { echo "quality fields missing or not finite in b/metrics.jsonl"; exit 1; }
 "$bin" sample --preset mnist --out "$work/a" --npy --per-class 3 > /dev/null
-"$bin" eval --preset mnist --data-dir "$data" --out "$work/a" --eval-samples 300 --kmeans-restarts 2 --features-npy > "$work/eval.log"
+"$bin" eval --preset mnist --data-dir "$data" --out "$work/a" --eval-samples 300 --kmeans-restarts 2 --features-npy \
+  --quality-samples 20 --classifier-iterations 30 > "$work/eval.log"
+check_quality "$work/eval.log" || { echo "quality fields missing or not finite in the eval output"; cat "$work/eval.log"; exit 1; }
 for f in images.npy c.npy features.npy labels.npy samples_from_checkpoint.png; do
   [[ -s "$work/a/$f" ]] || { echo "missing output $f"; exit 1; }
 done

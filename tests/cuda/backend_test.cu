@@ -171,7 +171,29 @@ TEST_CASE("im2col and col2im equal the CPU (col2im adds, in the same order: bitw
     backend<cpu>::col2im(dcol.c.data(), batch, g, dx.c.data());
     backend<cuda>::col2im(dcol.g.data(), batch, g, dx.g.data());
     dx.check(0, 0, "col2im " + tag);
+    // the batch-wide layout [C·K·K][batch·OH·OW] of the convolutions' single GEMM
+    pair_buf wcol(cs, r, 0.f);
+    backend<cpu>::im2col_wide(x.c.data(), batch, g, wcol.c.data());
+    backend<cuda>::im2col_wide(x.g.data(), batch, g, wcol.g.data());
+    wcol.check(0, 0, "im2col_wide " + tag);
+    pair_buf wdx(xs, r);
+    backend<cpu>::col2im_wide(dcol.c.data(), batch, g, wdx.c.data());
+    backend<cuda>::col2im_wide(dcol.g.data(), batch, g, wdx.g.data());
+    wdx.check(0, 0, "col2im_wide " + tag);
   }
+}
+
+TEST_CASE("swap_axes equals the CPU, with and without a bias") {
+  CDGAN_REQUIRE_GPU();
+  rng r(8);
+  const std::size_t outer = 5, mid = 7, inner = 13, n = outer * mid * inner;
+  pair_buf src(n, r), bias(outer, r), a(n, r, 0.f), b(n, r, 0.f);
+  backend<cpu>::swap_axes(a.c.data(), src.c.data(), outer, mid, inner);
+  backend<cuda>::swap_axes(a.g.data(), src.g.data(), outer, mid, inner);
+  a.check(0, 0, "swap_axes");
+  backend<cpu>::swap_axes(b.c.data(), src.c.data(), outer, mid, inner, bias.c.data());
+  backend<cuda>::swap_axes(b.g.data(), src.g.data(), outer, mid, inner, bias.g.data());
+  b.check(0, 0, "swap_axes with bias");
 }
 
 TEST_CASE("for_each, copy and all_finite") {

@@ -225,11 +225,11 @@ TEST_CASE("emulated im2col and col2im kernels equal the CPU bit for bit, with 32
     backend<cpu>::im2col(x.data(), batch, geo, c1.data());
     c2 = 7.f;
     emu::launch(dim3(3), dim3(256), k::im2col_kernel<std::uint32_t>, static_cast<const real*>(x.data()),
-                static_cast<std::uint32_t>(cs), k::geometry<std::uint32_t>(geo), c2.data());
+                static_cast<std::uint32_t>(cs), k::geometry<std::uint32_t>(geo), c2.data(), std::uint32_t{1});
     check_equal(c1.to_host(), c2.to_host(), 0, "im2col (32-bit)");
     c2 = 7.f;
     emu::launch(dim3(2), dim3(256), k::im2col_kernel<std::size_t>, static_cast<const real*>(x.data()), cs,
-                k::geometry<std::size_t>(geo), c2.data());
+                k::geometry<std::size_t>(geo), c2.data(), std::size_t{1});
     check_equal(c1.to_host(), c2.to_host(), 0, "im2col (64-bit)");
 
     tensor<shape<1>> y1(xs), y2(xs), col(cs);
@@ -238,14 +238,44 @@ TEST_CASE("emulated im2col and col2im kernels equal the CPU bit for bit, with 32
     y2.from_host(y1.to_host());
     backend<cpu>::col2im(col.data(), batch, geo, y1.data());
     emu::launch(dim3(2), dim3(256), k::col2im_kernel<std::uint32_t>, static_cast<const real*>(col.data()),
-                static_cast<std::uint32_t>(xs), k::geometry<std::uint32_t>(geo), y2.data());
+                static_cast<std::uint32_t>(xs), k::geometry<std::uint32_t>(geo), y2.data(), std::uint32_t{1});
     check_equal(y1.to_host(), y2.to_host(), 0, "col2im (32-bit)");
     y1 = 0.f;
     y2 = 0.f;
     backend<cpu>::col2im(col.data(), batch, geo, y1.data());
     emu::launch(dim3(5), dim3(256), k::col2im_kernel<std::size_t>, static_cast<const real*>(col.data()), xs,
-                k::geometry<std::size_t>(geo), y2.data());
+                k::geometry<std::size_t>(geo), y2.data(), std::size_t{1});
     check_equal(y1.to_host(), y2.to_host(), 0, "col2im (64-bit)");
+
+    // the batch-wide layout [C·K·K][batch·OH·OW] (backend::im2col_wide / col2im_wide)
+    backend<cpu>::im2col_wide(x.data(), batch, geo, c1.data());
+    c2 = 7.f;
+    emu::launch(dim3(3), dim3(256), k::im2col_kernel<std::uint32_t, true>, static_cast<const real*>(x.data()),
+                static_cast<std::uint32_t>(cs), k::geometry<std::uint32_t>(geo), c2.data(),
+                static_cast<std::uint32_t>(batch));
+    check_equal(c1.to_host(), c2.to_host(), 0, "im2col_wide");
+    y1 = g.normal();
+    y2.from_host(y1.to_host());
+    backend<cpu>::col2im_wide(col.data(), batch, geo, y1.data());
+    emu::launch(dim3(2), dim3(256), k::col2im_kernel<std::size_t, true>, static_cast<const real*>(col.data()), xs,
+                k::geometry<std::size_t>(geo), y2.data(), batch);
+    check_equal(y1.to_host(), y2.to_host(), 0, "col2im_wide");
+  }
+}
+
+TEST_CASE("emulated swap_axes kernel equals the CPU, with and without a bias") {
+  rng g(9);
+  const std::size_t outer = 5, mid = 7, inner = 13, n = outer * mid * inner;
+  tensor<shape<1>> src(n), bias(outer), want(n), got(n);
+  src = g.normal();
+  bias = g.normal();
+  for (const real* b : {static_cast<const real*>(nullptr), static_cast<const real*>(bias.data())}) {
+    backend<cpu>::swap_axes(want.data(), src.data(), outer, mid, inner, b);
+    got = 7.f;
+    emu::launch(dim3(2), dim3(256), k::swap_axes_kernel<std::uint32_t>, got.data(), static_cast<const real*>(src.data()),
+                static_cast<std::uint32_t>(n), static_cast<std::uint32_t>(outer), static_cast<std::uint32_t>(mid),
+                static_cast<std::uint32_t>(inner), b);
+    check_equal(want.to_host(), got.to_host(), 0, b ? "swap_axes with bias" : "swap_axes");
   }
 }
 

@@ -11,6 +11,15 @@
 /// - reduce<R>(out, outer, mid, inner, e, beta): out[m] = beta·out[m] + R over (o, i) of
 ///   e[(o·mid + m)·inner + i]; R is `reduction::sum` or `reduction::max`. Deterministic order.
 /// - im2col / col2im over a batch of NCHW images (col is [batch][C·K·K][OH·OW]; col2im adds into x).
+/// - im2col_wide(x, batch, g, col) / col2im_wide(col, batch, g, x): the same over the batch-wide
+///   column matrix, col is [C·K·K][batch·OH·OW] (row r holds sample b's OH·OW columns at b·OH·OW),
+///   so that one GEMM convolves the whole batch; col2im_wide adds into x, each pixel adding its
+///   contributions onto its value in (ky, kx) order, as col2im.
+/// - swap_axes(dst, src, outer, mid, inner, bias = nullptr): dst[m][o][i] = src[o][m][i] (+ bias[o]),
+///   the permutation between NCHW and the [channels][batch·H·W] layout of those GEMMs.
+/// - Optional: `static constexpr std::size_t column_chunk_elements`: when present, convolutions bound
+///   their column matrices to about this many elements by working on chunks of the batch (the CPU
+///   keeps them in cache); a backend without it gets the whole batch in one GEMM per pass.
 /// - for_each(n, f): calls f(i) for every i < n (order and threads unspecified). f is a trivially
 ///   copyable functor whose `void operator()(std::size_t i) const` is CDGAN_HOST_DEVICE and touches
 ///   only index i of the arrays it holds. It is the fused multi-output kernel: one pass that writes

@@ -9,7 +9,11 @@
 ///   encoder of the authors' public code (their single FC F+Z output split in two is the same map).
 /// - `presets::dsprites_nets<Z, C, F>`: the InfoGAN-CR dSprites networks (64×64×1) with spectral
 ///   norm in the critic (SNGAN, hinge loss) and the Q-network trunk as the encoder.
-/// - `presets::options(name)`: the section-5.2 hyperparameters of a named preset.
+/// - `presets::with_objective<Nets, Objective>`: the same networks trained with another objective
+///   (the ClusterGAN and InfoGAN baselines: `mnist_nets<30, 10, 10>`, whose E_f gives C = 10 logits).
+/// - `presets::all()` / `presets::find(name)`: the named presets (section-5.2 hyperparameters, the
+///   `*-code` settings of the authors' code, and the baselines `mnist-clustergan`, `mnist-infogan`).
+///   The β1 = 0 ablation is `--beta1 0` on any preset (the trainer's flag), not a preset of its own.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -73,11 +77,19 @@ struct dsprites_nets {
   using objective = objective::hinge;
 };
 
+/// The networks of `Nets` trained with another objective policy (`objective::cluster_gan<>`,
+/// `objective::info_gan<>`): those need E_f to give C logits, i.e. a family with F = C.
+template <class Nets, class Objective>
+struct with_objective : Nets {
+  using objective = Objective;
+};
+
 /// A named training setting: model options, optimiser settings, data and schedule.
 struct preset {
   std::string name;
   std::string dataset;        ///< "mnist", "fashion-mnist" or "dsprites"
   std::string network;        ///< "mnist-z30-f40", ... (which compiled network family)
+  std::string objective = "cd-gan";  ///< "cd-gan", or the baselines "clustergan" and "infogan"
   model_options model;
   real lr = 1e-4f, adam_beta1 = 0.5f, adam_beta2 = 0.9f, weight_decay = 0;
   real init_std = 0.02f;      ///< N(0, init_std) weights, zero biases, as the authors' code (0: PyTorch defaults)
@@ -107,6 +119,32 @@ inline std::vector<preset> all() {
     p.model.batch_e = 256;
     p.model.beta1 = 75;
     p.weight_decay = 2.5e-5f;
+    v.push_back(p);
+  }
+  {
+    // Baselines over the MNIST networks, with E_f giving C = 10 logits (F = C). Same data, critic,
+    // generator, encoder trunk, Adam settings and initialisation as `mnist`; the objectives' own
+    // weights. No separate E step: G and E are updated together, so batch_e is unused.
+    preset p;
+    p.name = "mnist-clustergan";  // sudiptodip15/ClusterGAN, Image_ClusterGAN.py (MNIST)
+    p.dataset = "mnist";
+    p.network = "mnist-z30-f10";
+    p.objective = "clustergan";
+    p.model.batch_d = 64;
+    p.model.batch_g = 64;
+    p.model.batch_e = 64;
+    p.model.n_critic = 5;   // d_iters = 5 there
+    p.model.sigma = 0.1f;   // z_n ~ N(0, 0.1²)
+    p.model.beta1 = 10;     // β_c: cross-entropy of the c head
+    // β_n = 10 on tf.reduce_mean((z - E_e)²), a mean over the 30 dimensions; L_z here sums them
+    p.model.beta2 = 10.f / 30.f;
+    v.push_back(p);
+    p.name = "mnist-infogan";  // InfoGAN's categorical code, λ = 1; WGAN-GP as the mnist preset
+    p.objective = "infogan";
+    p.model.n_critic = 1;
+    p.model.sigma = 1;
+    p.model.beta1 = 1;   // λ of the mutual-information term
+    p.model.beta2 = 0;   // no content term (objective::info_gan ignores it anyway)
     v.push_back(p);
   }
   {

@@ -35,7 +35,7 @@ struct activation {
       return y_.cv();
     }
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       dx_.resize(dy.batch);
       dx_ = F::df(x_, y_.cv(), dy);
@@ -43,7 +43,7 @@ struct activation {
     }
     /// dx = f'(x)·dy: the adjoint of dy is f'(x)·gbar, and x gets f''(x)·dy·gbar.
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> xbar) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, x_.batch, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, x_.batch, [] { return in_shape::str(); });
       dybar_.resize(gbar.batch);
       dybar_ = F::df(x_, y_.cv(), gbar);
       if constexpr (!F::piecewise_linear) xbar += F::d2f(x_, y_.cv()) * dy_ * gbar;

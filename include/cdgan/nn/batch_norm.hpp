@@ -15,7 +15,8 @@
 /// Parameters: `weight` (γ, init 1) and `bias` (β, init 0), shape<C>. Buffers (not trained, saved in
 /// checkpoints through `for_each_buffer`): `running_mean` (init 0) and `running_var` (init 1).
 ///
-/// Requires: in train mode more than one value per channel (M > 1), as PyTorch.
+/// Requires: in train mode more than one value per channel (M > 1), as PyTorch; `backward` after the
+/// `forward` of the same batch, with x still valid (x̂ is recomputed from x, not stored).
 /// Ensures:
 /// - `backward` after a train forward is the full batch-norm gradient (the batch statistics depend on
 ///   x); after an eval forward it is the gradient of the affine map above.
@@ -87,7 +88,6 @@ struct basic_batch_norm {
       mode_ = m;
       const std::size_t count = x.batch * spatial;  // values per channel
       y_.resize(x.batch);
-      xhat_.resize(x.batch);
       if (m == mode::train) {
         if (count <= 1)
           throw shape_error("cdgan: layer " + name() + ": training needs more than one value per channel, but the input has batch " +
@@ -105,27 +105,30 @@ struct basic_batch_norm {
         mean_ = running_mean.cv();
         invstd_ = rsqrt(running_var + Eps);
       }
-      xhat_ = (x - per_channel<spatial>(mean_.cv())) * per_channel<spatial>(invstd_.cv());
-      y_ = xhat_ * per_channel<spatial>(weight.value.cv()) + per_channel<spatial>(bias.value.cv());
-      check_finite<Device>(name(), "output", y_.data(), y_.size());
+      // y = (x − μ)·(γ/σ) + β in one pass; x̂ is not stored (backward recomputes it from x)
+      scale_ = weight.value * invstd_;
+      y_ = (x - per_channel<spatial>(mean_.cv())) * per_channel<spatial>(scale_.cv()) +
+           per_channel<spatial>(bias.value.cv());
+      check_finite<Device>([] { return name(); }, "output", y_.data(), y_.size());
       return y_.cv();
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads g = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dx_.resize(dy.batch);
+      const auto xhat = (x_ - per_channel<spatial>(mean_.cv())) * per_channel<spatial>(invstd_.cv());
+      scale_ = weight.value * invstd_;  // γ as it is now
       backend<Device>::template reduce<reduction::sum>(sum_dy_.data(), dy.batch, channels, spatial, dy.as_expr());
-      backend<Device>::template reduce<reduction::sum>(sum_dy_xhat_.data(), dy.batch, channels, spatial, dy * xhat_);
+      backend<Device>::template reduce<reduction::sum>(sum_dy_xhat_.data(), dy.batch, channels, spatial, dy * xhat);
       if (mode_ == mode::train) {
         // dx = γ/σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), means over the M values of each channel.
         const real inv_m = real(1) / static_cast<real>(dy.batch * spatial);
-        scale_ = weight.value * invstd_;
         mean_dy_ = sum_dy_ * inv_m;
         mean_dy_xhat_ = sum_dy_xhat_ * inv_m;
         dx_ = per_channel<spatial>(scale_.cv()) *
-              (dy - per_channel<spatial>(mean_dy_.cv()) - xhat_ * per_channel<spatial>(mean_dy_xhat_.cv()));
+              (dy - per_channel<spatial>(mean_dy_.cv()) - xhat * per_channel<spatial>(mean_dy_xhat_.cv()));
       } else {
-        dx_ = dy * per_channel<spatial>(weight.value.cv()) * per_channel<spatial>(invstd_.cv());
+        dx_ = dy * per_channel<spatial>(scale_.cv());
       }
       write_grad(weight, sum_dy_xhat_.cv(), g);
       write_grad(bias, sum_dy_.cv(), g);
@@ -135,8 +138,10 @@ struct basic_batch_norm {
    private:
     cview<in_shape, Device> x_{};
     mode mode_ = mode::train;
-    tensor<in_shape, Device> y_, xhat_, dx_;
-    tensor<channel_shape, Device> mean_{1}, var_{1}, invstd_{1}, sum_dy_{1}, sum_dy_xhat_{1}, scale_{1}, mean_dy_{1},
+    tensor<in_shape, Device> y_, dx_;
+    /// Per channel: batch (or running) mean, variance, 1/σ, scale γ/σ (of the last forward), and the
+    /// sums and means of the backward pass.
+    tensor<channel_shape, Device> mean_{1}, var_{1}, invstd_{1}, scale_{1}, sum_dy_{1}, sum_dy_xhat_{1}, mean_dy_{1},
         mean_dy_xhat_{1};
   };
 };

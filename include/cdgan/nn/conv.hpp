@@ -14,27 +14,28 @@
 ///   Parameters `weight` shape<C, F, K, K> (PyTorch's layout) and `bias` shape<F>.
 /// Options come in any order; `kernel<K>` is required, `stride<1>` and `pad<0>` are the defaults.
 ///
-/// How. Both are lowered to GEMMs over the `backend<Device>::im2col` buffer, whose layout is
-/// [batch][C·K·K][OH·OW]:
-/// - conv forward: col = im2col(x); y_b = W·col_b (one strided-batched GEMM sharing W); y += bias.
-///   backward: dcol_b = Wᵀ·dy_b, dx = col2im(dcol); dW = Σ_b dy_b·col_bᵀ; db = Σ dy.
-/// - conv_transpose forward: col_b = Wᵀ·x_b; y = bias; y += col2im(col).
-///   backward: dcol = im2col(dy); dx_b = W·dcol_b; dW = Σ_b x_b·dcol_bᵀ; db = Σ dy.
-/// A 1×1 kernel with stride 1 and no padding skips im2col/col2im (the image is its own column buffer).
-/// The per-sample GEMMs of the forward and input-gradient passes are one strided-batched GEMM sharing W
-/// (stride 0); on the CPU this measured 2-3× faster than permuting the column buffer into one large GEMM.
+/// How. Both are lowered to one GEMM per pass over the whole batch, on the batch-wide column matrix of
+/// `backend<Device>::im2col_wide`, [C·K·K][batch·OH·OW] (sample b's columns at b·OH·OW of every row);
+/// `swap_axes` moves between NCHW and the [channels][batch·H·W] layout of the GEMM operands:
+/// - conv forward: col = im2col_wide(x); Y = W·col ([F][batch·OH·OW]); y = swap_axes(Y) + bias.
+///   backward: DY = swap_axes(dy); dx = col2im_wide(Wᵀ·DY); dW = DY·colᵀ (K = batch·OH·OW); db = Σ dy.
+/// - conv_transpose forward: X = swap_axes(x); y = bias; y += col2im_wide(Wᵀ·X).
+///   backward: dcol = im2col_wide(dy); dx = swap_axes(W·dcol); dW = X·dcolᵀ; db = Σ dy.
+/// One large GEMM instead of one per sample amortises the packing of W and gives the GEMM long
+/// rows (measured on the CPU backend: several times faster than the per-sample GEMMs at batch 64-512).
 /// Layers never loop over device memory themselves, so the same code runs on every backend.
 ///
 /// Second-order pass (exact WGAN-GP penalty): both layers are linear in their input, and their input
 /// gradient is bilinear in (dy, W). For conv, dx = convᵀ(dy; W): given the adjoint gbar of dx,
-/// the adjoint of dy is conv(gbar; W) without bias, and dW += Σ_b dy_b·im2col(gbar)_bᵀ (the weight
+/// the adjoint of dy is conv(gbar; W) without bias, and dW += DY·im2col_wide(gbar)ᵀ (the weight
 /// gradient of a backward with input gbar and output gradient dy). For conv_transpose, dx = conv(dy; W)
 /// without bias: the adjoint of dy is conv_transpose(gbar; W) without bias, and
-/// dW += Σ_b gbar_b·im2col(dy)_bᵀ. Neither bias enters dx.
+/// dW += swap_axes(gbar)·im2col_wide(dy)ᵀ. Neither bias enters dx.
 ///
 /// Requires: `backward` after the `forward` of the same batch (x stays valid in between);
-/// `double_backward` after that `backward` (dy stays valid in between). The column buffer of the
-/// forward pass survives `double_backward`, so the down sweep of sequential::double_backward may call
+/// `double_backward` after that `backward` (which keeps what it needs: the permuted dy of conv, the
+/// column matrix of dy of conv_transpose). The column buffer of the forward pass survives
+/// `double_backward`, so the down sweep of sequential::double_backward may call
 /// `backward(..., grads::accumulate)` again.
 /// Ensures: impossible geometry (kernel larger than the padded input, zero filters, zero stride or
 /// kernel, a non-image input) is a static_assert naming the layer; a wrong run-time batch is a
@@ -42,6 +43,7 @@
 /// (kaiming_uniform with a = √5), fan_in = C·K·K for conv and F·K·K for conv_transpose
 /// (PyTorch computes it from weight.size(1)).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <string>
@@ -94,27 +96,17 @@ struct conv_options {
 template <shape_type S, std::size_t I>
 inline constexpr std::size_t conv_extent = I < S::rank ? S::dims[I < S::rank ? I : 0] : 1;
 
-/// C = beta·C + Σ_b A_b·B_bᵀ, A_b (M×K) at A + b·M·K, B_b (N×K) at B + b·N·K (row-major): the weight
-/// gradient of a convolution summed over the batch.
-///
-/// A backend may provide this as `backend<Device>::gemm_nt_batch_sum(M, N, K, A, B, batch, beta, C)`
-/// (a GPU backend can then avoid one launch per sample); otherwise it is a sequence of GEMMs
-/// accumulating into C, which needs no extra memory. Measured on the CPU backend (1 thread, batch 64,
-/// the MNIST critic's and generator's layers) this loop beat both alternatives: permuting A and B into
-/// [M][batch·K] / [N][batch·K] for one large GEMM (2-7× slower: the gather costs more than it saves) and
-/// a strided-batched GEMM into per-sample partials followed by a batch reduction (1-4× slower).
+/// Samples per pass of a convolution whose column matrix has `per_sample` elements per sample: the
+/// whole batch, or, when the backend prefers bounded column matrices
+/// (`backend<Device>::column_chunk_elements`, the CPU's caches), equal chunks under that bound.
 template <class Device>
-void gemm_nt_sum_over_batch(std::size_t M, std::size_t N, std::size_t K, const real* A, const real* B,
-                            std::size_t batch, real beta, real* C) {
-  if constexpr (requires { backend<Device>::gemm_nt_batch_sum(M, N, K, A, B, batch, beta, C); }) {
-    backend<Device>::gemm_nt_batch_sum(M, N, K, A, B, batch, beta, C);
+std::size_t conv_chunk(std::size_t batch, std::size_t per_sample) {
+  if constexpr (requires { backend<Device>::column_chunk_elements; }) {
+    const std::size_t most = std::max<std::size_t>(1, backend<Device>::column_chunk_elements / per_sample);
+    const std::size_t chunks = (batch + most - 1) / most;
+    return chunks <= 1 ? batch : (batch + chunks - 1) / chunks;
   } else {
-    if (batch == 0) {
-      backend<Device>::gemm(false, true, M, N, 0, 1, A, B, beta, C);
-      return;
-    }
-    for (std::size_t b = 0; b < batch; ++b)
-      backend<Device>::gemm(false, true, M, N, K, 1, A + b * M * K, B + b * N * K, b == 0 ? beta : real(1), C);
+    return batch;
   }
 }
 
@@ -163,8 +155,6 @@ struct conv {
     static constexpr std::size_t fan_in = c * k * k;
     static constexpr conv_geometry geometry{c, h, w, k, s, p, oh, ow};
     static constexpr std::size_t rows = fan_in, cols = oh * ow;  // of one sample's column matrix
-    /// A 1×1, stride-1, unpadded convolution is a plain GEMM on the image.
-    static constexpr bool pointwise = k == 1 && s == 1 && p == 0;
 
     parameter<shape<filters, c, k, k>, Device> weight;
     parameter<shape<filters>, Device> bias;
@@ -185,71 +175,75 @@ struct conv {
     cview<out_shape, Device> forward(cview<in_shape, Device> x, mode = mode::train) {
       x_ = x;
       y_.resize(x.batch);
-      check_finite<Device>(name(), "weight", weight.value.data(), weight.value.size());
-      const real* col = columns(x);
-      backend<Device>::gemm_batched(false, false, filters, cols, rows, 1, weight.value.data(), 0, col, rows * cols, 0,
-                                    y_.data(), filters * cols, x.batch);
-      y_ += per_channel<cols, shape<filters>, Device>(bias.value.cv());
+      check_finite<Device>([] { return name(); }, "weight", weight.value.data(), weight.value.size());
+      const std::size_t chunk = detail::conv_chunk<Device>(x.batch, rows * cols);
+      col_.resize(chunk);
+      wide_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < x.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, x.batch - b0);
+        backend<Device>::im2col_wide(x.ptr + b0 * in_shape::size, nb, geometry, col_.data());
+        backend<Device>::gemm(false, false, filters, nb * cols, rows, 1, weight.value.data(), col_.data(), 0,
+                              wide_.data());
+        backend<Device>::swap_axes(y_.data() + b0 * out_shape::size, wide_.data(), filters, nb, cols,
+                                   bias.value.data());
+      }
+      whole_col_ = chunk == x.batch;  // col_ holds im2col(x) of the whole batch
       return y_.cv();
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads g = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       dx_.resize(dy.batch);
-      if constexpr (pointwise) {
-        backend<Device>::gemm_batched(true, false, rows, cols, filters, 1, weight.value.data(), 0, dy.ptr,
-                                      filters * cols, 0, dx_.data(), rows * cols, dy.batch);
-      } else {
-        work_.resize(dy.batch);
-        backend<Device>::gemm_batched(true, false, rows, cols, filters, 1, weight.value.data(), 0, dy.ptr,
-                                      filters * cols, 0, work_.data(), rows * cols, dy.batch);
-        dx_ = 0.f;
-        backend<Device>::col2im(work_.data(), dy.batch, geometry, dx_.data());
+      dx_ = 0.f;
+      const std::size_t chunk = detail::conv_chunk<Device>(dy.batch, rows * cols);
+      dyw_.resize(chunk);
+      work_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < dy.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, dy.batch - b0), n = nb * cols;
+        backend<Device>::swap_axes(dyw_.data(), dy.ptr + b0 * out_shape::size, nb, filters, cols);
+        backend<Device>::gemm(true, false, rows, n, filters, 1, weight.value.data(), dyw_.data(), 0, work_.data());
+        backend<Device>::col2im_wide(work_.data(), nb, geometry, dx_.data() + b0 * in_shape::size);
+        if (g == grads::skip) continue;
+        if (!whole_col_) backend<Device>::im2col_wide(x_.ptr + b0 * in_shape::size, nb, geometry, col_.data());
+        backend<Device>::gemm(false, true, filters, rows, n, 1, dyw_.data(), col_.data(), b0 == 0 ? grad_beta(g) : 1,
+                              weight.grad.data());
       }
       if (g == grads::skip) return dx_.cv();
-      const real* col = pointwise ? x_.ptr : col_.data();
-      detail::gemm_nt_sum_over_batch<Device>(filters, rows, cols, dy.ptr, col, dy.batch, grad_beta(g),
-                                             weight.grad.data());
+      if (dy.batch == 0)  // no chunk ran: dW = beta·dW
+        backend<Device>::gemm(false, true, filters, rows, 0, 1, dyw_.data(), col_.data(), grad_beta(g), weight.grad.data());
       backend<Device>::template reduce<reduction::sum>(bias.grad.data(), dy.batch, filters, cols, dy.as_expr(),
                                                        grad_beta(g));
       return dx_.cv();
     }
 
-    /// See the file comment: returns conv(gbar; W) without bias, adds Σ_b dy_b·im2col(gbar)_bᵀ into dW.
+    /// See the file comment: returns conv(gbar; W) without bias, adds DY·im2col_wide(gbar)ᵀ into dW.
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> /*xbar*/) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, x_.batch, in_shape::str());
-      check_batch(name(), "the saved output gradient", dy_.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, x_.batch, [] { return in_shape::str(); });
+      check_batch([] { return name(); }, "the saved output gradient", dy_.batch, x_.batch, [] { return out_shape::str(); });
       dybar_.resize(gbar.batch);
-      const real* gcol = gbar.ptr;
-      if constexpr (!pointwise) {
-        work_.resize(gbar.batch);  // not col_: a later backward (the down sweep) still needs im2col(x)
-        backend<Device>::im2col(gbar.ptr, gbar.batch, geometry, work_.data());
-        gcol = work_.data();
+      const std::size_t chunk = detail::conv_chunk<Device>(gbar.batch, rows * cols);
+      work_.resize(chunk);  // not col_: a later backward (the down sweep) still needs im2col(x)
+      wide_.resize(chunk);
+      dyw_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < gbar.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, gbar.batch - b0), n = nb * cols;
+        backend<Device>::im2col_wide(gbar.ptr + b0 * in_shape::size, nb, geometry, work_.data());
+        backend<Device>::gemm(false, false, filters, n, rows, 1, weight.value.data(), work_.data(), 0, wide_.data());
+        backend<Device>::swap_axes(dybar_.data() + b0 * out_shape::size, wide_.data(), filters, nb, cols);
+        backend<Device>::swap_axes(dyw_.data(), dy_.ptr + b0 * out_shape::size, nb, filters, cols);
+        backend<Device>::gemm(false, true, filters, rows, n, 1, dyw_.data(), work_.data(), 1, weight.grad.data());
       }
-      backend<Device>::gemm_batched(false, false, filters, cols, rows, 1, weight.value.data(), 0, gcol, rows * cols, 0,
-                                    dybar_.data(), filters * cols, gbar.batch);
-      detail::gemm_nt_sum_over_batch<Device>(filters, rows, cols, dy_.ptr, gcol, gbar.batch, 1, weight.grad.data());
       return dybar_.cv();
     }
 
    private:
-    /// im2col(x) into col_, or x itself for a pointwise convolution.
-    const real* columns(cview<in_shape, Device> x) {
-      if constexpr (pointwise) {
-        return x.ptr;
-      } else {
-        col_.resize(x.batch);
-        backend<Device>::im2col(x.ptr, x.batch, geometry, col_.data());
-        return col_.data();
-      }
-    }
-
     cview<in_shape, Device> x_{};
     cview<out_shape, Device> dy_{};
-    tensor<out_shape, Device> y_, dybar_;
+    bool whole_col_ = false;
+    tensor<out_shape, Device> y_, dybar_, wide_, dyw_;  // wide_, dyw_: [F][chunk·OH·OW]
     tensor<in_shape, Device> dx_;
-    tensor<shape<rows, cols>, Device> col_, work_;
+    tensor<shape<rows, cols>, Device> col_, work_;  // [C·K·K][chunk·OH·OW]
   };
 };
 
@@ -296,7 +290,6 @@ struct conv_transpose {
     /// The convolution this layer is the transpose of: from the output image back to the input grid.
     static constexpr conv_geometry geometry{filters, oh, ow, k, s, p, h, w};
     static constexpr std::size_t rows = filters * k * k, cols = h * w;  // of one sample's column matrix
-    static constexpr bool pointwise = k == 1 && s == 1 && p == 0;
 
     parameter<shape<c, filters, k, k>, Device> weight;
     parameter<shape<filters>, Device> bias;
@@ -317,56 +310,65 @@ struct conv_transpose {
     cview<out_shape, Device> forward(cview<in_shape, Device> x, mode = mode::train) {
       x_ = x;
       y_.resize(x.batch);
-      check_finite<Device>(name(), "weight", weight.value.data(), weight.value.size());
+      check_finite<Device>([] { return name(); }, "weight", weight.value.data(), weight.value.size());
       y_ = per_channel<oh * ow, shape<filters>, Device>(bias.value.cv());
-      if constexpr (pointwise) {
-        backend<Device>::gemm_batched(true, false, rows, cols, c, 1, weight.value.data(), 0, x.ptr, c * cols, 1,
-                                      y_.data(), rows * cols, x.batch);
-      } else {
-        work_.resize(x.batch);
-        backend<Device>::gemm_batched(true, false, rows, cols, c, 1, weight.value.data(), 0, x.ptr, c * cols, 0,
-                                      work_.data(), rows * cols, x.batch);
-        backend<Device>::col2im(work_.data(), x.batch, geometry, y_.data());  // adds onto the bias
+      const std::size_t chunk = detail::conv_chunk<Device>(x.batch, rows * cols);
+      xw_.resize(chunk);
+      work_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < x.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, x.batch - b0);
+        backend<Device>::swap_axes(xw_.data(), x.ptr + b0 * in_shape::size, nb, c, cols);
+        backend<Device>::gemm(true, false, rows, nb * cols, c, 1, weight.value.data(), xw_.data(), 0, work_.data());
+        backend<Device>::col2im_wide(work_.data(), nb, geometry, y_.data() + b0 * out_shape::size);  // onto the bias
       }
+      whole_x_ = chunk == x.batch;  // xw_ holds x of the whole batch, [C][batch·H·W]
       return y_.cv();
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads g = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       dx_.resize(dy.batch);
-      const real* dcol = dy.ptr;
-      if constexpr (!pointwise) {
-        dcol_.resize(dy.batch);  // kept for double_backward
-        backend<Device>::im2col(dy.ptr, dy.batch, geometry, dcol_.data());
-        dcol = dcol_.data();
+      const std::size_t chunk = detail::conv_chunk<Device>(dy.batch, rows * cols);
+      dcol_.resize(chunk);
+      wide_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < dy.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, dy.batch - b0), n = nb * cols;
+        backend<Device>::im2col_wide(dy.ptr + b0 * out_shape::size, nb, geometry, dcol_.data());
+        backend<Device>::gemm(false, false, c, n, rows, 1, weight.value.data(), dcol_.data(), 0, wide_.data());
+        backend<Device>::swap_axes(dx_.data() + b0 * in_shape::size, wide_.data(), c, nb, cols);
+        if (g == grads::skip) continue;
+        if (!whole_x_) backend<Device>::swap_axes(xw_.data(), x_.ptr + b0 * in_shape::size, nb, c, cols);
+        backend<Device>::gemm(false, true, c, rows, n, 1, xw_.data(), dcol_.data(), b0 == 0 ? grad_beta(g) : 1,
+                              weight.grad.data());
       }
-      backend<Device>::gemm_batched(false, false, c, cols, rows, 1, weight.value.data(), 0, dcol, rows * cols, 0,
-                                    dx_.data(), c * cols, dy.batch);
+      whole_dcol_ = chunk == dy.batch;  // dcol_ holds im2col(dy) of the whole batch
       if (g == grads::skip) return dx_.cv();
-      detail::gemm_nt_sum_over_batch<Device>(c, rows, cols, x_.ptr, dcol, dy.batch, grad_beta(g), weight.grad.data());
+      if (dy.batch == 0)  // no chunk ran: dW = beta·dW
+        backend<Device>::gemm(false, true, c, rows, 0, 1, xw_.data(), dcol_.data(), grad_beta(g), weight.grad.data());
       backend<Device>::template reduce<reduction::sum>(bias.grad.data(), dy.batch, filters, oh * ow, dy.as_expr(),
                                                        grad_beta(g));
       return dx_.cv();
     }
 
-    /// See the file comment: returns conv_transpose(gbar; W) without bias, adds Σ_b gbar_b·im2col(dy)_bᵀ
-    /// into dW.
+    /// See the file comment: returns conv_transpose(gbar; W) without bias, adds
+    /// swap_axes(gbar)·im2col_wide(dy)ᵀ into dW.
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> /*xbar*/) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, x_.batch, in_shape::str());
-      check_batch(name(), "the saved output gradient", dy_.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, x_.batch, [] { return in_shape::str(); });
+      check_batch([] { return name(); }, "the saved output gradient", dy_.batch, x_.batch, [] { return out_shape::str(); });
       dybar_.resize(gbar.batch);
-      const real* dcol = pointwise ? dy_.ptr : dcol_.data();
-      detail::gemm_nt_sum_over_batch<Device>(c, rows, cols, gbar.ptr, dcol, gbar.batch, 1, weight.grad.data());
-      if constexpr (pointwise) {
-        backend<Device>::gemm_batched(true, false, rows, cols, c, 1, weight.value.data(), 0, gbar.ptr, c * cols, 0,
-                                      dybar_.data(), rows * cols, gbar.batch);
-      } else {
-        work_.resize(gbar.batch);
-        backend<Device>::gemm_batched(true, false, rows, cols, c, 1, weight.value.data(), 0, gbar.ptr, c * cols, 0,
-                                      work_.data(), rows * cols, gbar.batch);
-        dybar_ = 0.f;
-        backend<Device>::col2im(work_.data(), gbar.batch, geometry, dybar_.data());
+      dybar_ = 0.f;
+      const std::size_t chunk = detail::conv_chunk<Device>(gbar.batch, rows * cols);
+      wide_.resize(chunk);
+      work_.resize(chunk);
+      dcol_.resize(chunk);
+      for (std::size_t b0 = 0; b0 < gbar.batch; b0 += chunk) {
+        const std::size_t nb = std::min(chunk, gbar.batch - b0), n = nb * cols;
+        backend<Device>::swap_axes(wide_.data(), gbar.ptr + b0 * in_shape::size, nb, c, cols);
+        if (!whole_dcol_) backend<Device>::im2col_wide(dy_.ptr + b0 * out_shape::size, nb, geometry, dcol_.data());
+        backend<Device>::gemm(false, true, c, rows, n, 1, wide_.data(), dcol_.data(), 1, weight.grad.data());
+        backend<Device>::gemm(true, false, rows, n, c, 1, weight.value.data(), wide_.data(), 0, work_.data());
+        backend<Device>::col2im_wide(work_.data(), nb, geometry, dybar_.data() + b0 * out_shape::size);
       }
       return dybar_.cv();
     }
@@ -374,9 +376,10 @@ struct conv_transpose {
    private:
     cview<in_shape, Device> x_{};
     cview<out_shape, Device> dy_{};
+    bool whole_x_ = false, whole_dcol_ = false;
     tensor<out_shape, Device> y_, dybar_;
-    tensor<in_shape, Device> dx_;
-    tensor<shape<rows, cols>, Device> work_, dcol_;
+    tensor<in_shape, Device> dx_, xw_, wide_;  // xw_, wide_: [C][chunk·H·W]
+    tensor<shape<rows, cols>, Device> work_, dcol_;  // [F·K·K][chunk·H·W]
   };
 };
 

@@ -39,14 +39,14 @@ struct dense {
     cview<out_shape, Device> forward(cview<in_shape, Device> x, mode = mode::train) {
       x_ = x;
       y_.resize(x.batch);
-      check_finite<Device>(name(), "weight", weight.value.data(), weight.value.size());
+      check_finite<Device>([] { return name(); }, "weight", weight.value.data(), weight.value.size());
       backend<Device>::gemm(false, true, x.batch, Out, fan_in, 1, x.ptr, weight.value.data(), 0, y_.data());
       if constexpr (Bias) y_ += per_feature<out_shape, Device>(bias.value.cv());
       return y_.cv();
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads g = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       dx_.resize(dy.batch);
       backend<Device>::gemm(false, false, dy.batch, fan_in, Out, 1, dy.ptr, weight.value.data(), 0, dx_.data());
@@ -60,7 +60,7 @@ struct dense {
     /// Second-order pass for the exact gradient penalty. dx = dy·W, so for an adjoint gbar of dx:
     /// the adjoint of dy is gbar·Wᵀ and dW += dyᵀ·gbar (the bias does not enter dx).
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> /*xbar*/) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, x_.batch, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, x_.batch, [] { return in_shape::str(); });
       dybar_.resize(gbar.batch);
       backend<Device>::gemm(false, true, gbar.batch, Out, fan_in, 1, gbar.ptr, weight.value.data(), 0, dybar_.data());
       backend<Device>::gemm(true, false, Out, fan_in, gbar.batch, 1, dy_.ptr, gbar.ptr, 1, weight.grad.data());

@@ -46,7 +46,7 @@ struct l2_normalize {
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       const std::size_t b = dy.batch;
       q_.resize(b);
@@ -57,7 +57,7 @@ struct l2_normalize {
     }
 
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> xbar) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, dy_.batch, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, dy_.batch, [] { return in_shape::str(); });
       const std::size_t b = gbar.batch;
       for (auto* t : {&p_, &a_, &k_}) t->resize(b);
       dybar_.resize(b);

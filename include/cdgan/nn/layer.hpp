@@ -82,21 +82,35 @@ void write_grad(parameter<S, Device>& p, const E& e, grads g) {
     p.grad = e;
 }
 
+namespace detail {
+/// The text of a message part: a string, or a callable returning one (evaluated only on failure, so
+/// that a passing check builds no string and allocates nothing inside a training step).
+template <class T>
+std::string message_text(const T& t) {
+  if constexpr (std::is_invocable_v<const T&>)
+    return std::string(t());
+  else
+    return std::string(t);
+}
+}  // namespace detail
+
 /// Throws a shape_error naming the layer when a run-time batch disagrees with the expected one.
-inline void check_batch(const std::string& layer, const char* what, std::size_t got, std::size_t want,
-                        const std::string& sample_shape) {
+/// `layer` and `sample_shape` are strings or callables returning them (e.g. `[] { return name(); }`).
+template <class Layer, class Shape>
+void check_batch(const Layer& layer, const char* what, std::size_t got, std::size_t want, const Shape& sample_shape) {
   if (got != want)
-    throw shape_error("cdgan: layer " + layer + ": " + what + " has batch " + std::to_string(got) + " of shape " +
-                      sample_shape + ", but the forward pass had batch " + std::to_string(want));
+    throw shape_error("cdgan: layer " + detail::message_text(layer) + ": " + what + " has batch " + std::to_string(got) +
+                      " of shape " + detail::message_text(sample_shape) + ", but the forward pass had batch " +
+                      std::to_string(want));
 }
 
 /// When checks are on (cdgan::set_checks(true)), throws a numeric_error naming the layer and the
-/// tensor if any element of [p, p + n) is not finite.
-template <class Device>
-void check_finite(const std::string& layer, const char* what, const real* p, std::size_t n) {
+/// tensor if any element of [p, p + n) is not finite. `layer` as for check_batch.
+template <class Device, class Layer>
+void check_finite(const Layer& layer, const char* what, const real* p, std::size_t n) {
   if (!checks_enabled() || n == 0) return;
   if (!backend<Device>::all_finite(p, n))
-    throw numeric_error("cdgan: layer " + layer + ": " + what + " holds a NaN or an infinity");
+    throw numeric_error("cdgan: layer " + detail::message_text(layer) + ": " + what + " holds a NaN or an infinity");
 }
 
 namespace detail {

@@ -73,12 +73,12 @@ struct basic_layer_norm {
       rstd_ = rsqrt(rstd_ + Eps);
       xhat_ = (x - ps(mean_)) * ps(rstd_);
       y_ = xhat_ * per_feature(weight.value.cv()) + per_feature(bias.value.cv());
-      check_finite<Device>(name(), "output", y_.data(), y_.size());
+      check_finite<Device>([] { return name(); }, "output", y_.data(), y_.size());
       return y_.cv();
     }
 
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads g = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, x_.batch, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, x_.batch, [] { return out_shape::str(); });
       dy_ = dy;
       const std::size_t b = dy.batch;
       for (auto* t : {&a_, &c_}) t->resize(b);
@@ -97,8 +97,8 @@ struct basic_layer_norm {
 
     /// Second-order pass; see the file comment for the formulas.
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> xbar) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, x_.batch, in_shape::str());
-      check_batch(name(), "the input-gradient adjoint (vs. the last backward)", gbar.batch, dy_.batch, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, x_.batch, [] { return in_shape::str(); });
+      check_batch([] { return name(); }, "the input-gradient adjoint (vs. the last backward)", gbar.batch, dy_.batch, [] { return in_shape::str(); });
       const std::size_t b = gbar.batch;
       for (auto* t : {&m0_, &m1_, &m2_, &k_}) t->resize(b);
       dybar_.resize(b);

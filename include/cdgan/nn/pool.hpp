@@ -111,14 +111,14 @@ struct avg_pool {
     }
     /// dx = upsample(dy) / K².
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, batch_, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, batch_, [] { return out_shape::str(); });
       dx_.resize(dy.batch);
       dx_ = detail::upsample_expr<oh, ow, k>(dy, inv_area);
       return dx_.cv();
     }
     /// dx = Aᵀ·dy with A the pooling: the adjoint of dy is A·gbar (the pooling of gbar).
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> /*xbar*/) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, batch_, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, batch_, [] { return in_shape::str(); });
       dybar_.resize(gbar.batch);
       dybar_ = detail::window_sum_expr<oh, ow, k>(gbar, inv_area);
       return dybar_.cv();
@@ -163,14 +163,14 @@ struct upsample {
     }
     /// dx = K×K window sums of dy.
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, batch_, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, batch_, [] { return out_shape::str(); });
       dx_.resize(dy.batch);
       dx_ = detail::window_sum_expr<h, w, k>(dy, real(1));
       return dx_.cv();
     }
     /// The adjoint of dy is the upsampling of gbar.
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device> /*xbar*/) {
-      check_batch(name(), "the input-gradient adjoint", gbar.batch, batch_, in_shape::str());
+      check_batch([] { return name(); }, "the input-gradient adjoint", gbar.batch, batch_, [] { return in_shape::str(); });
       dybar_.resize(gbar.batch);
       dybar_ = detail::upsample_expr<h, w, k>(gbar, real(1));
       return dybar_.cv();

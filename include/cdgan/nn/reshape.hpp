@@ -30,7 +30,7 @@ struct retype {
       return x.template as<Out>();
     }
     cview<in_shape, Device> backward(cview<out_shape, Device> dy, grads = grads::assign) {
-      check_batch(name(), "the output gradient", dy.batch, batch_, out_shape::str());
+      check_batch([] { return name(); }, "the output gradient", dy.batch, batch_, [] { return out_shape::str(); });
       return dy.template as<In>();
     }
     cview<out_shape, Device> double_backward(cview<in_shape, Device> gbar, view<in_shape, Device>) {

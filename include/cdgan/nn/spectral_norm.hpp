@@ -149,7 +149,7 @@ struct spectral_norm {
     }
 
     cview<out_shape, Device> forward(cview<in_shape, Device> x, mode m = mode::train) {
-      check_finite<Device>(name(), "weight_orig", weight_orig.value.data(), wsize);
+      check_finite<Device>([] { return name(); }, "weight_orig", weight_orig.value.data(), wsize);
       if (m == mode::train && !freeze_u)
         power_iteration(PowerIterations);
       else

@@ -163,6 +163,43 @@ struct backend<cuda> {
       launch_col2im<std::size_t>(col, total, g, x);
   }
 
+  /// The batch-wide column matrix [C·K·K][batch·OH·OW] of backend/backend.hpp (one GEMM per batch).
+  static void im2col_wide(const real* x, std::size_t batch, const conv_geometry& g, real* col) {
+    const std::size_t total = batch * g.col_rows() * g.col_cols();
+    if (total == 0) return;
+    if (fits_32(total, batch * g.c * g.h * g.w))
+      launch_im2col<std::uint32_t, true>(x, total, g, col, batch);
+    else
+      launch_im2col<std::size_t, true>(x, total, g, col, batch);
+  }
+
+  /// x[b] += col2im of sample b's columns of the batch-wide column matrix.
+  static void col2im_wide(const real* col, std::size_t batch, const conv_geometry& g, real* x) {
+    const std::size_t total = batch * g.c * g.h * g.w;
+    if (total == 0 || g.col_cols() == 0) return;
+    if (fits_32(total, batch * g.col_rows() * g.col_cols()))
+      launch_col2im<std::uint32_t, true>(col, total, g, x, batch);
+    else
+      launch_col2im<std::size_t, true>(col, total, g, x, batch);
+  }
+
+  /// dst[m][o][i] = src[o][m][i] (+ bias[o]).
+  static void swap_axes(real* dst, const real* src, std::size_t outer, std::size_t mid, std::size_t inner,
+                        const real* bias = nullptr) {
+    const std::size_t total = outer * mid * inner;
+    if (total == 0) return;
+    namespace k = detail::cuda_kernels;
+    auto stream = cuda_context::instance().stream();
+    if (fits_32(total, total))
+      k::swap_axes_kernel<std::uint32_t><<<k::grid_for(total), k::block_size, 0, stream>>>(
+          dst, src, static_cast<std::uint32_t>(total), static_cast<std::uint32_t>(outer), static_cast<std::uint32_t>(mid),
+          static_cast<std::uint32_t>(inner), bias);
+    else
+      k::swap_axes_kernel<std::size_t><<<k::grid_for(total), k::block_size, 0, stream>>>(dst, src, total, outer, mid,
+                                                                                          inner, bias);
+    k::check_launch("swap_axes_kernel<<<...>>>");
+  }
+
   /// f(i) for every i < n as one kernel launch (f passed by value; see backend/backend.hpp).
   template <class F>
   static void for_each(std::size_t n, const F& f) {
@@ -198,18 +235,18 @@ struct backend<cuda> {
     constexpr std::size_t lim = 0x7fffffffu;  // leaves headroom for idx + grid stride
     return a <= lim && b <= lim;
   }
-  template <class I>
-  static void launch_im2col(const real* x, std::size_t total, const conv_geometry& g, real* col) {
+  template <class I, bool Wide = false>
+  static void launch_im2col(const real* x, std::size_t total, const conv_geometry& g, real* col, std::size_t batch = 1) {
     namespace k = detail::cuda_kernels;
-    k::im2col_kernel<I><<<k::grid_for(total), k::block_size, 0, cuda_context::instance().stream()>>>(
-        x, static_cast<I>(total), k::geometry<I>(g), col);
+    k::im2col_kernel<I, Wide><<<k::grid_for(total), k::block_size, 0, cuda_context::instance().stream()>>>(
+        x, static_cast<I>(total), k::geometry<I>(g), col, static_cast<I>(batch));
     k::check_launch("im2col_kernel<<<...>>>");
   }
-  template <class I>
-  static void launch_col2im(const real* col, std::size_t total, const conv_geometry& g, real* x) {
+  template <class I, bool Wide = false>
+  static void launch_col2im(const real* col, std::size_t total, const conv_geometry& g, real* x, std::size_t batch = 1) {
     namespace k = detail::cuda_kernels;
-    k::col2im_kernel<I><<<k::grid_for(total), k::block_size, 0, cuda_context::instance().stream()>>>(
-        col, static_cast<I>(total), k::geometry<I>(g), x);
+    k::col2im_kernel<I, Wide><<<k::grid_for(total), k::block_size, 0, cuda_context::instance().stream()>>>(
+        col, static_cast<I>(total), k::geometry<I>(g), x, static_cast<I>(batch));
     k::check_launch("col2im_kernel<<<...>>>");
   }
 };

@@ -5,7 +5,8 @@
 /// every expression: `eval_kernel<E>` (an elementwise assignment, E = the expression node tree),
 /// `for_each_kernel<F>` (a multi-output functor), the reductions `reduce_rows_kernel<Sum, E>`,
 /// `reduce_cols_kernel<Sum, E>` and `reduce_finish_kernel<Sum>`, `all_finite_kernel`, and
-/// `im2col_kernel<I>` / `col2im_kernel<I>` (I = 32- or 64-bit index). All are grid-stride or
+/// `im2col_kernel<I, Wide>` / `col2im_kernel<I, Wide>` (I = 32- or 64-bit index; Wide: the batch-wide
+/// column layout), `swap_axes_kernel<I>`. All are grid-stride or
 /// fixed-shape: any grid size gives the same result.
 ///
 /// Requires: nvcc (included through backend.cuh). Only depends on config.hpp, expr.hpp and
@@ -211,13 +212,22 @@ struct geometry {
         ow(static_cast<I>(g.ow)), rows(static_cast<I>(g.col_rows())), cols(static_cast<I>(g.col_cols())) {}
 };
 
-/// One thread per element of col ([b][c·k·k][oh·ow]), gathering from x (zero outside the image).
-template <class I>
-__global__ void __launch_bounds__(block_size) im2col_kernel(const real* x, I total, const geometry<I> g, real* col) {
+/// Index of column p of row r of sample b in a column matrix: [b][rows][cols], or, when Wide, the
+/// batch-wide [rows][batch·cols] of backend::im2col_wide.
+template <bool Wide, class I>
+__device__ inline I col_index(I b, I r, I p, I batch, const geometry<I>& g) {
+  return Wide ? (r * batch + b) * g.cols + p : (b * g.rows + r) * g.cols + p;
+}
+
+/// One thread per element of col ([b][c·k·k][oh·ow], or [c·k·k][b·oh·ow] when Wide; batch is used only
+/// when Wide), gathering from x (zero outside the image).
+template <class I, bool Wide = false>
+__global__ void __launch_bounds__(block_size) im2col_kernel(const real* x, I total, const geometry<I> g, real* col,
+                                                            I batch) {
   const I stride = static_cast<I>(gridDim.x) * blockDim.x;
   for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
     const I p = idx % g.cols, t = idx / g.cols;
-    const I r = t % g.rows, b = t / g.rows;
+    const I r = Wide ? t / batch : t % g.rows, b = Wide ? t % batch : t / g.rows;
     const I c = r / (g.k * g.k), ky = (r / g.k) % g.k, kx = r % g.k;
     const I oy = p / g.ow, ox = p % g.ow;
     const I yp = oy * g.stride + ky, xp = ox * g.stride + kx;  // padded coordinates
@@ -230,8 +240,9 @@ __global__ void __launch_bounds__(block_size) im2col_kernel(const real* x, I tot
 
 /// One thread per element of x: x += the sum of every col entry that im2col copied from it, added in
 /// the order of backend<cpu>::col2im (ky, then kx, ascending), so both give the same bits.
-template <class I>
-__global__ void __launch_bounds__(block_size) col2im_kernel(const real* col, I total, const geometry<I> g, real* x) {
+template <class I, bool Wide = false>
+__global__ void __launch_bounds__(block_size) col2im_kernel(const real* col, I total, const geometry<I> g, real* x,
+                                                            I batch) {
   const I stride = static_cast<I>(gridDim.x) * blockDim.x;
   for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
     const I ix = idx % g.w, t0 = idx / g.w;
@@ -249,10 +260,23 @@ __global__ void __launch_bounds__(block_size) col2im_kernel(const real* col, I t
         if (dx % g.stride != 0) continue;
         const I ox = dx / g.stride;
         if (ox >= g.ow) continue;
-        acc += col[((b * g.rows + (c * g.k + ky) * g.k + kx) * g.cols) + oy * g.ow + ox];
+        acc += col[col_index<Wide>(b, (c * g.k + ky) * g.k + kx, oy * g.ow + ox, batch, g)];
       }
     }
     x[idx] = acc;
+  }
+}
+
+/// dst[m][o][i] = src[o][m][i] (+ bias[o]): one thread per element of dst.
+template <class I>
+__global__ void __launch_bounds__(block_size) swap_axes_kernel(real* dst, const real* src, I total, I outer, I mid,
+                                                               I inner, const real* bias) {
+  const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+    const I i = idx % inner, t = idx / inner;
+    const I o = t % outer, m = t / outer;
+    const real v = src[(o * mid + m) * inner + i];
+    dst[idx] = bias ? v + bias[o] : v;
   }
 }
 

@@ -1,0 +1,62 @@
+/// @file benchmarks/bench_step.cpp
+/// One iteration of Algorithm 1 (model::step) with the paper's MNIST networks
+/// (presets::mnist_nets<30, 10, 40>, WGAN-GP, Adam, the "mnist" preset's options), on random real
+/// images. Arguments: E batch (512 as the paper, or 64) and the number of threads.
+/// Counters: items_per_second = steps per second, FLOP/s from the layer shapes (benchmarks/flops.hpp).
+#include <benchmark/benchmark.h>
+
+#include <cdgan/cdgan.hpp>
+#include <cdgan/gan/presets.hpp>
+
+#include "flops.hpp"
+
+namespace {
+
+using nets = cdgan::presets::mnist_nets<30, 10, 40>;
+using model_t = cdgan::model<nets::generator, nets::critic, nets::encoder, nets::objective, cdgan::optim::adam, cdgan::cpu>;
+
+void BM_mnist_step(benchmark::State& state) {
+  const auto threads = static_cast<int>(state.range(1));
+  const int saved = cdgan::num_threads();
+  cdgan::set_num_threads(threads);
+  const auto preset = cdgan::presets::find("mnist");
+  cdgan::model_options o = preset.model;
+  o.batch_e = static_cast<std::size_t>(state.range(0));
+  const auto adam = cdgan::optim::adam_options{}.lr(preset.lr).betas(preset.adam_beta1, preset.adam_beta2);
+  model_t m(o, adam, adam, adam);
+  cdgan::tensor<model_t::image_shape> real(o.n_critic * o.batch_d);
+  cdgan::rng g(7);
+  real = g.uniform(0.f, 1.f);
+  m.step(real.cv());  // the first step sizes every buffer
+
+  for (auto _ : state) {
+    auto r = m.step(real.cv());
+    benchmark::DoNotOptimize(r);
+  }
+
+  using namespace cdgan::bench;
+  const double flops = cdgan_step_flops(macs_per_sample<model_t::generator_type>(), macs_per_sample<model_t::critic_type>(),
+                                        macs_per_sample<model_t::encoder_type>(), double(o.batch_d), double(o.batch_g),
+                                        double(o.batch_e));
+  state.SetItemsProcessed(state.iterations());
+  state.counters["FLOP/s"] = benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/step"] = flops / 1e9;
+  state.SetLabel("E batch " + std::to_string(o.batch_e) + ", " + std::to_string(threads) + " thread(s)");
+  cdgan::set_num_threads(saved);
+}
+
+}  // namespace
+
+BENCHMARK(BM_mnist_step)
+    ->ArgNames({"batch_e", "threads"})
+    ->Args({512, 1})
+    ->Args({512, 2})
+    ->Args({64, 1})
+    ->Args({64, 2})
+    ->Args({128, 1})  // the cost against E batch (64 to 1024) at one thread
+    ->Args({256, 1})
+    ->Args({1024, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->MinTime(2.0);
