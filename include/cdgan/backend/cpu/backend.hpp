@@ -427,6 +427,12 @@ enum class store_mode { assign, add, scale_add };
 /// C[0:m, 0:n] (m ≤ MR, n ≤ NR, row stride ldc) ⊕= Σ_k a[k·MR + r]·b[k·NR + c].
 inline void micro_kernel(std::size_t kc, const float* __restrict a, const float* __restrict b, float* c, std::size_t ldc,
                          std::size_t m, std::size_t n, store_mode mode, float beta) {
+  // Fetch the C tile now, so that its misses (rows ldc apart, often not in cache) overlap the k loop
+  // instead of stalling the stores after it.
+  for (std::size_t r = 0; r < m; ++r) {
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + nr - 1, 1, 3);
+  }
   vec c00 = vzero(), c01 = vzero(), c10 = vzero(), c11 = vzero(), c20 = vzero(), c21 = vzero(), c30 = vzero(),
       c31 = vzero(), c40 = vzero(), c41 = vzero(), c50 = vzero(), c51 = vzero();
 #if !defined(__CUDACC__)  // nvcc's front end does not know the pragma (a .cu file's CPU path)
