@@ -26,7 +26,15 @@ GFLOP/s measured in the same process at the same thread count (the machine's pra
 peak resident memory, and the BLAS / allocator environment it ran under.
 
 Usage: python3 benchmarks/pytorch_step.py --threads 2 --batch-e 512 [--steps 10 --warmup 3 --gemm-n 4096]
+       python3 benchmarks/pytorch_step.py --device cuda --batch-e 512 [--tf32]   (on the GPU, see below)
        python3 benchmarks/pytorch_step.py --self-test     (checks the loss code against plain loops)
+
+On the GPU (--device cuda; scripts/gpu-check.sh runs it): networks, optimiser state, real images and
+every sampled tensor live on the device; the device is synchronised before each step's timer starts and
+after the step (torch.cuda.synchronize), so a step time is the whole step. TF32 is off for both cuBLAS
+matmuls and cuDNN convolutions unless --tf32 is given (cdgan's default is exact FP32 as well; PyTorch's
+own default allows TF32 in cuDNN convolutions). The peak GEMM is a torch.mm on the device, and the JSON
+gains the GPU's name and the peak device memory allocated.
 Needs Debian's python3-torch (run it with /usr/bin/python3 where another python3 comes first in PATH).
 """
 import argparse
@@ -44,6 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 Z, C, FEAT = 30, 10, 40
+DEVICE = torch.device("cpu")  # set by --device; every tensor the step creates is made here
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,7 +119,7 @@ def macs_per_sample(net, in_shape):
     was_training = net.training
     net.eval()
     with torch.no_grad():
-        net(torch.zeros((1,) + tuple(in_shape)))
+        net(torch.zeros((1,) + tuple(in_shape), device=next(net.parameters()).device))
     net.train(was_training)
     for h in hs:
         h.remove()
@@ -134,7 +143,7 @@ def contrastive_all(f, labels, tau):
     u = F.normalize(f, dim=1, eps=1e-12)
     s = u @ u.t() / tau
     n = s.shape[0]
-    eye = torch.eye(n, dtype=torch.bool)
+    eye = torch.eye(n, dtype=torch.bool, device=f.device)
     s = s.masked_fill(eye, float("-inf"))  # the anchor itself is in no denominator
     log_prob = s - torch.logsumexp(s, dim=1, keepdim=True)
     pos = (labels[:, None] == labels[None, :]) & ~eye
@@ -174,7 +183,7 @@ class CDGAN:
                  gp_lambda=10.0, lr=1e-4, betas=(0.5, 0.9), foreach=None):
         self.bd, self.bg, self.be = batch_d, batch_g, batch_e
         self.beta1, self.beta2, self.tau, self.sigma, self.lam = beta1, beta2, tau, sigma, gp_lambda
-        self.G, self.D, self.E = generator(), critic(), Encoder()
+        self.G, self.D, self.E = generator().to(DEVICE), critic().to(DEVICE), Encoder().to(DEVICE)
         kw = dict(lr=lr, betas=betas, eps=1e-8)
         if foreach is not None:
             kw["foreach"] = foreach
@@ -183,8 +192,8 @@ class CDGAN:
         self.e_opt = torch.optim.Adam(self.E.parameters(), **kw)
 
     def latent(self, b):
-        z = torch.randn(b, Z) * self.sigma
-        c = torch.randint(0, C, (b,))
+        z = torch.randn(b, Z, device=DEVICE) * self.sigma
+        c = torch.randint(0, C, (b,), device=DEVICE)
         return z, c, torch.cat([z, F.one_hot(c, C).to(z.dtype)], 1)
 
     @staticmethod
@@ -199,7 +208,7 @@ class CDGAN:
             fake = self.G(zc)
         out = self.D(torch.cat([real, fake], 0))
         d_loss = out[b:].mean() - out[:b].mean()
-        eps = torch.rand(b, 1, 1, 1)
+        eps = torch.rand(b, 1, 1, 1, device=real.device)
         xhat = (eps * real + (1 - eps) * fake).requires_grad_(True)
         grad, = torch.autograd.grad(self.D(xhat).sum(), xhat, create_graph=True)
         gp = self.lam * ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -272,16 +281,23 @@ def blas_info():
     return info
 
 
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def gemm_gflops(n, threads, min_time=1.0, max_reps=5):
     """Best GFLOP/s of an n x n x n fp32 torch.mm (one warm-up, then repeats until min_time)."""
     torch.set_num_threads(threads)
-    a, b = torch.rand(n, n) - 0.5, torch.rand(n, n) - 0.5
-    c = torch.empty(n, n)
+    a, b = torch.rand(n, n, device=DEVICE) - 0.5, torch.rand(n, n, device=DEVICE) - 0.5
+    c = torch.empty(n, n, device=DEVICE)
     torch.mm(a, b, out=c)
+    sync()
     best, spent, reps = float("inf"), 0.0, 0
     while reps < max_reps and (spent < min_time or reps < 2):
         t = time.perf_counter()
         torch.mm(a, b, out=c)
+        sync()
         dt = time.perf_counter() - t
         best, spent, reps = min(best, dt), spent + dt, reps + 1
     return 2.0 * n ** 3 / best / 1e9
@@ -346,23 +362,39 @@ def main():
     ap.add_argument("--mkldnn", choices=["on", "off"], default="on", help="torch.backends.mkldnn (oneDNN convs)")
     ap.add_argument("--label", default="", help="free text copied into the JSON (e.g. installed / tuned)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the step runs (cuda: the first GPU; synchronised around each timed step)")
+    ap.add_argument("--tf32", action="store_true",
+                    help="with --device cuda: allow TF32 in cuBLAS matmuls and cuDNN convolutions (default: off)")
     ap.add_argument("--self-test", action="store_true")
     a = ap.parse_args()
     if a.self_test:
         self_test()
         return
 
+    global DEVICE
+    if a.device == "cuda":
+        if not torch.cuda.is_available():
+            print(json.dumps({"impl": "pytorch", "device": "cuda", "error": "torch.cuda.is_available() is False",
+                              "torch": torch.__version__}))
+            return 3
+        DEVICE = torch.device("cuda")
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32
+        torch.backends.cudnn.allow_tf32 = a.tf32
+
     torch.backends.mkldnn.enabled = a.mkldnn == "on"
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     foreach = {"default": None, "on": True, "off": False}[a.foreach]
     m = CDGAN(batch_d=a.batch_d, batch_g=a.batch_g, batch_e=a.batch_e, foreach=foreach)
-    real = torch.rand(a.batch_d, 1, 28, 28)
+    real = torch.rand(a.batch_d, 1, 28, 28, device=DEVICE)
 
     times, losses = [], {}
     for i in range(a.warmup + a.steps):
+        sync()
         t = time.perf_counter()
         losses = m.step(real)
+        sync()
         dt = time.perf_counter() - t
         if i >= a.warmup:
             times.append(dt)
@@ -378,6 +410,7 @@ def main():
     out = {
         "impl": "pytorch",
         "label": a.label,
+        "device": a.device,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
@@ -398,7 +431,14 @@ def main():
         "env": {k: os.environ.get(k) for k in env_keys},
         "last_losses": losses,
     }
-    out.update(blas_info())
+    if DEVICE.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(DEVICE)
+        out["cuda"] = torch.version.cuda
+        out["cudnn"] = torch.backends.cudnn.version()
+        out["tf32"] = a.tf32
+        out["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(DEVICE) / 2 ** 20
+    else:
+        out.update(blas_info())
     print(json.dumps(out))
 
 

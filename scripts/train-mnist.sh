@@ -15,9 +15,9 @@ export PATH="$PATH:/usr/local/cuda/bin"
 cmake -S . -B build-train -DCMAKE_BUILD_TYPE=Release -DCDGAN_BUILD_TESTS=OFF -DCDGAN_BUILD_BENCHMARKS=OFF \
       -DCDGAN_BUILD_EXAMPLES=ON >/dev/null
 cmake --build build-train --target cdgan-train -j"$(nproc)"
-ITERATIONS="${ITERATIONS:-600}"
+ITERATIONS="${ITERATIONS:-300}"   # about 15 minutes on a 2-core CPU (see README)
 OUT="${OUT:-runs/mnist}"
-./build-train/examples/cdgan-train train --preset mnist --iterations "$ITERATIONS" --eval-every 200 \
+./build-train/examples/cdgan-train train --preset mnist --iterations "$ITERATIONS" --eval-every 100 \
     --out "$OUT" "$@"
 echo "samples:    $OUT/samples.png (one row per c, one column per z)"
 echo "metrics:    $OUT/metrics.jsonl (ACC, purity, NMI, ARI, consistency per evaluation)"

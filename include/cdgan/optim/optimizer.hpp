@@ -81,10 +81,19 @@ concept optimizer = requires(O& o, const O& co, real r, std::uint64_t n) {
   o.set_step_count(n);
 };
 
+namespace detail {
+/// A callable taking one parameter_ref<Device> (a named type: nvcc 13 rejects a lambda inside the
+/// requires-expression below, which made `optim::adam opt{net, ...}` fail to compile for cdgan::cuda).
+template <class Device>
+struct parameter_sink {
+  void operator()(nn::parameter_ref<Device>) const {}
+};
+}  // namespace detail
+
 /// A network type (anything with `for_each_parameter` and a `device`).
 template <class N>
-concept parameterised = requires { typename N::device; } && requires(N& n) {
-  n.for_each_parameter([](nn::parameter_ref<typename N::device>) {});
+concept parameterised = requires { typename N::device; } && requires(N& n, detail::parameter_sink<typename N::device> f) {
+  n.for_each_parameter(f);
 };
 
 namespace detail {
