@@ -236,6 +236,7 @@ class run {
         auto j = evaluate(d);
         j["step"] = r.step;
         j["seconds"] = secs;
+        j["beta1"] = r.beta1;
         j["d_loss"] = r.d_loss;
         j["g_lc"] = r.g_lc;
         j["e_lc"] = r.e_lc;
@@ -718,6 +719,10 @@ int main(int argc, char** argv) {
       ov.add<std::size_t>(*sub, "--batch-e", [](presets::preset& p) -> std::size_t& { return p.model.batch_e; }, "E batch");
       ov.add<std::size_t>(*sub, "--n-critic", [](presets::preset& p) -> std::size_t& { return p.model.n_critic; }, "D steps per iteration");
       ov.add<real>(*sub, "--beta1", [](presets::preset& p) -> real& { return p.model.beta1; }, "weight of L_c (0: ablation)");
+      ov.add<std::uint64_t>(*sub, "--beta1-start", [](presets::preset& p) -> std::uint64_t& { return p.model.beta1_start; },
+                            "iterations with L_c off before it is switched on (not in the paper; default 0)");
+      ov.add<std::uint64_t>(*sub, "--beta1-ramp", [](presets::preset& p) -> std::uint64_t& { return p.model.beta1_ramp; },
+                            "iterations over which beta1 rises linearly to its value after --beta1-start (default 0)");
       ov.add<real>(*sub, "--beta2", [](presets::preset& p) -> real& { return p.model.beta2; }, "weight of L_z");
       ov.add<real>(*sub, "--tau", [](presets::preset& p) -> real& { return p.model.tau; }, "temperature of L_c (> 0)");
       ov.add<real>(*sub, "--gp-lambda", [](presets::preset& p) -> real& { return p.model.gp_lambda; }, "gradient penalty weight");

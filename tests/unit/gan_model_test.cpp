@@ -94,6 +94,41 @@ TEST_CASE("model: each phase updates only its own network") {
   CHECK(snapshot(m.encoder()) != e0);
 }
 
+TEST_CASE("model: the β1 schedule is the ablation until it starts, then ramps linearly") {
+  model_options o = tiny_options();
+  o.beta1 = 2;
+  o.beta1_start = 2;
+  o.beta1_ramp = 4;
+  CHECK(o.beta1_at(0) == 0);
+  CHECK(o.beta1_at(1) == 0);
+  CHECK(o.beta1_at(2) == doctest::Approx(0.5));
+  CHECK(o.beta1_at(4) == doctest::Approx(1.5));
+  CHECK(o.beta1_at(5) == 2);
+  CHECK(o.beta1_at(1000) == 2);
+  model_options ablation = tiny_options();
+  ablation.beta1 = 0;
+  tiny scheduled(o, adam_opts(), adam_opts(), adam_opts()), plain(ablation, adam_opts(), adam_opts(), adam_opts());
+  rng data(5);
+  tensor<shape<1, 6, 6>> real_x(4);
+  for (int it = 0; it < 4; ++it) {
+    real_x = data.uniform();
+    auto rs = scheduled.step(real_x.cv());
+    auto rp = plain.step(real_x.cv());
+    CHECK(rs.beta1 == doctest::Approx(o.beta1_at(static_cast<std::uint64_t>(it))));
+    if (it < 2) {  // β1 = 0: bit for bit the β1 = 0 run, no contrastive loss computed
+      CHECK(rs.g_lc == 0);
+      CHECK(rs.e_lc == 0);
+      CHECK(rs.e_lz == rp.e_lz);
+      CHECK(snapshot(scheduled.generator()) == snapshot(plain.generator()));
+      CHECK(snapshot(scheduled.encoder()) == snapshot(plain.encoder()));
+    } else {  // switched on: L_c is computed and the generators part ways
+      CHECK(rs.g_lc > 0);
+      CHECK(rs.e_lc > 0);
+      CHECK(snapshot(scheduled.generator()) != snapshot(plain.generator()));
+    }
+  }
+}
+
 TEST_CASE("model: bad input is an error that names it") {
   model_options o = tiny_options();
   o.tau = 0;

@@ -83,7 +83,18 @@ struct model_options {
   /// in the authors' code). The second view is detached from G, as there. Needs positives::all.
   bool two_views = false;
   real crop_min_scale = 0.7f;
+  /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
+  /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
+  /// iterations. Lets the generator learn images from the critic before the contrast splits them.
+  std::uint64_t beta1_start = 0, beta1_ramp = 0;
   std::uint64_t seed = 0;
+
+  /// β1 in effect in iteration `step` (0-based: the iteration that makes steps() == step + 1).
+  real beta1_at(std::uint64_t step) const {
+    if (step < beta1_start) return 0;
+    if (beta1_ramp == 0 || step - beta1_start + 1 >= beta1_ramp) return beta1;
+    return beta1 * static_cast<real>(static_cast<double>(step - beta1_start + 1) / static_cast<double>(beta1_ramp));
+  }
 
   void validate() const {
     auto fail = [](const std::string& m) { throw value_error("cdgan: model_options: " + m); };
@@ -125,6 +136,7 @@ struct resized_crop {
 /// Losses of one iteration (host values, for logging).
 struct step_report {
   std::uint64_t step = 0;
+  real beta1 = 0;  ///< β1 in effect in this iteration (model_options::beta1_at)
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
 };
 
@@ -193,6 +205,8 @@ class model {
                         " real images of shape " + image_shape::str() + ", got " + std::to_string(real_d.batch));
     if (!labelled.empty() && !labels) throw value_error("cdgan::model::step: labelled images need their labels");
     step_report r;
+    beta1_ = o_.beta1_at(steps_);
+    r.beta1 = beta1_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
     g_step(labelled, labels, r);
     e_step(labelled, labels, r);
@@ -231,19 +245,19 @@ class model {
     auto dxd = d_.backward(dlogit_.cv(), nn::grads::skip);
     dx_.resize(B);
     dx_ = dxd;
-    if (o_.beta1 > 0 || o_.beta2 > 0) {
+    if (beta1_ > 0 || o_.beta2 > 0) {
       // CD-GAN: E fixed here. The baselines train E jointly with G on the same loss.
       auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, joint ? nn::grads::assign : nn::grads::skip);
       dx_ += dxe.slice(0, B);
     }
     g_.backward(dx_.cv(), nn::grads::assign);
     g_opt_->step();
-    if (joint && (o_.beta1 > 0 || o_.beta2 > 0)) e_opt_->step();
+    if (joint && (beta1_ > 0 || o_.beta2 > 0)) e_opt_->step();
   }
 
   /// Encoder update with G fixed.
   void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
-    if (joint || !(o_.beta1 > 0 || o_.beta2 > 0)) return;
+    if (joint || !(beta1_ > 0 || o_.beta2 > 0)) return;
     lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
     auto x = g_.forward(lat_.zc.cv(), mode::train);
     encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign);
@@ -293,8 +307,8 @@ class model {
     if constexpr (joint)
       lc = losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_);
     else
-      lc = o_.beta1 > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
-    df_ = df_ * o_.beta1;
+      lc = beta1_ > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
+    df_ = df_ * beta1_;
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
     de.slice(0, B) = de.slice(0, B) * (Objective::content ? o_.beta2 : real(0));
@@ -326,6 +340,7 @@ class model {
   model_options o_;
   rng rng_, init_;
   std::uint64_t steps_ = 0;
+  real beta1_ = o_.beta1_at(0);  // set by step(); g_step / e_step called alone use the last value
   generator_type g_;
   critic_type d_;
   encoder_type e_;
