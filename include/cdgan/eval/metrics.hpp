@@ -70,8 +70,10 @@ public:
 
 /// A random-access, sized range of integer labels (std::vector<int>, std::span<const uint8_t>...).
 template <class R>
-concept label_range = std::ranges::random_access_range<R> && std::ranges::sized_range<R> &&
-                      std::integral<std::ranges::range_value_t<R>>;
+concept label_range = requires(const R& r, std::size_t i) {  // spelled out: nvcc 13 rejects std::ranges concepts here
+    { r.size() } -> std::convertible_to<std::size_t>;
+    requires std::integral<std::remove_cvref_t<decltype(r[i])>>;
+};
 
 /// Value meaning "not assigned" in assignments and mappings.
 inline constexpr std::size_t unassigned = std::numeric_limits<std::size_t>::max();

@@ -217,7 +217,8 @@ public:
         for (std::size_t step = 0; step < steps; ++step) {
             const double frac = steps > 1 ? static_cast<double>(step) / static_cast<double>(steps - 1) : 0.0;
             opt.set_lr(static_cast<real>(o.lr * (1.0 - frac * (1.0 - o.final_lr_fraction))));
-            loader.next_batch(source, std::span<float>(himages), std::span<std::int64_t>(hlabels));
+            loader.next_batch(source, std::span<float>(himages.data(), himages.size()),
+                              std::span<std::int64_t>(hlabels.data(), hlabels.size()));
             for (std::size_t i = 0; i < B; ++i) {
                 if (hlabels[i] < 0 || static_cast<std::size_t>(hlabels[i]) >= K)
                     throw value_error("cdgan::eval::feature_classifier::train: a sample has label " +

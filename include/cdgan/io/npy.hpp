@@ -94,7 +94,11 @@ void write_npy(const std::filesystem::path& path, std::span<const T> values,
 
 /// Container convenience: write_npy(path, std::vector<float>{...}, {2, 3}).
 template <class C>
-    requires requires(const C& c) { std::span(c); }
+    requires requires(const C& c) {  // not std::span(c): nvcc 13 cannot deduce that in a requires-clause
+        typename C::value_type;
+        { c.data() } -> std::convertible_to<const typename C::value_type*>;
+        { c.size() } -> std::convertible_to<std::size_t>;
+    }
 void write_npy(const std::filesystem::path& path, const C& values, std::vector<std::size_t> shape) {
     write_npy(path, std::span<const typename C::value_type>(values), std::span<const std::size_t>(shape));
 }

@@ -16,6 +16,18 @@ real content(cview<S, Device> e, cview<S, Device> z, view<S, Device> de) {
   return sum(square(e - z), e.size(), scratch<Device>()) * inv_b;
 }
 
+namespace detail {
+/// Element k of the B×K one-hot matrix of `labels` (at namespace scope: a CUDA kernel's template
+/// argument cannot be a type local to a host function).
+template <std::size_t K>
+struct onehot {
+  const real* labels;
+  CDGAN_HOST_DEVICE real operator()(std::size_t k) const {
+    return static_cast<std::size_t>(labels[k / K]) == k % K ? real(1) : real(0);
+  }
+};
+}  // namespace detail
+
 /// Softmax cross-entropy: (1/B) Σ_b −log softmax(logits_b)[label_b], labels as reals on the device.
 /// Writes dL/dlogits = (softmax − onehot)/B. `probs` is a work buffer of the logits' shape.
 template <std::size_t K, class Device>
@@ -31,13 +43,7 @@ real cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shap
   const expr_broadcast<Device> row_max{{}, mx, K, B}, row_lse{{}, lse, K, B};
   BK::template reduce<reduction::sum>(lse, 1, B, K, exp(logits - row_max), 0);
   view<shape<1>, Device>{lse, B} = log(view<shape<1>, Device>{lse, B}) + view<shape<1>, Device>{mx, B};
-  struct onehot {
-    const real* labels;
-    CDGAN_HOST_DEVICE real operator()(std::size_t k) const {
-      return static_cast<std::size_t>(labels[k / K]) == k % K ? real(1) : real(0);
-    }
-  };
-  const auto y = generate<Device>(onehot{labels});
+  const auto y = generate<Device>(detail::onehot<K>{labels});
   const real inv_b = real(1) / static_cast<real>(B);
   dlogits = (exp(logits - row_lse) - y) * inv_b;
   return sum(y * (row_lse - logits), logits.size(), scratch<Device>()) * inv_b;
