@@ -36,17 +36,6 @@ using cdgan::real;
 using cdgan::shape;
 namespace nn = cdgan::nn;
 
-/// Why no CUDA device can be used ("" when one can).
-std::string no_device_reason() {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
-    return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
-  }
-  return n > 0 ? std::string() : std::string("the CUDA runtime reports 0 devices");
-}
-
 bool skip_without_device(benchmark::State& state) {
   if (cdgan::cuda_available()) return false;
   state.SkipWithError("no CUDA device");
@@ -264,7 +253,7 @@ BENCHMARK(BM_mnist_step_cuda)
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string why = no_device_reason();
+  const std::string why = cdgan::cuda_unavailable_reason();
   if (why.empty()) {
     int dev = 0, runtime = 0, driver = 0;
     cudaDeviceProp p{};

@@ -1,17 +1,10 @@
-// Why no CUDA device is usable (empty when one is). Light: the doctest main includes only this.
+// Why no CUDA device is usable (empty when one is): the library's cdgan::cuda_unavailable_reason().
+// Light: the doctest main includes only this (the host-only part of the CUDA backend).
 #pragma once
 #include <string>
 
-#include <cuda_runtime.h>
+#include "cdgan/backend/cuda/memory.hpp"
 
 namespace cdgan_test {
-inline std::string no_device_reason() {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
-    return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
-  }
-  return n > 0 ? std::string() : std::string("the CUDA runtime reports 0 devices");
-}
+inline std::string no_device_reason() { return cdgan::cuda_unavailable_reason(); }
 }  // namespace cdgan_test

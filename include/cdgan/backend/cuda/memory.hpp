@@ -11,7 +11,8 @@
 /// - `device_memory<cuda>`: allocation with cudaMallocAsync on that stream (cudaMalloc where the
 ///   device has no memory pools), device-to-device copy and zeroing queued on the stream; `to_host`
 ///   and `from_host` return only when the copy is complete, so the host memory may be reused at once.
-/// - `cuda_available()`: whether a CUDA device can be used; never throws (false without a driver).
+/// - `cuda_available()`: whether a CUDA device can be used; never throws (false without a driver);
+///   `cuda_unavailable_reason()`: why not, in the runtime's words (empty when one can).
 ///
 /// Host code only: compiles with any C++20 compiler given the CUDA headers (`cdgan::cuda` target).
 /// Requires: work from several host threads is serialised by the caller (one stream, one handle).
@@ -32,16 +33,27 @@
 
 namespace cdgan {
 
-/// True when at least one CUDA device is usable. Never throws: a machine without a GPU or without the
-/// driver gives false.
-inline bool cuda_available() noexcept {
+/// Why no CUDA device can be used: the runtime's error ("cudaErrorNoDevice: no CUDA-capable device
+/// is detected", ...) or "the CUDA runtime reports 0 devices"; empty when one can. Clears the
+/// runtime's sticky last error.
+inline std::string cuda_unavailable_reason() {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
+    return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+  }
+  return n > 0 ? std::string() : std::string("the CUDA runtime reports 0 devices");
+}
+
+/// True when at least one CUDA device is usable. Never throws: a machine without a GPU or without the
+/// driver gives false.
+inline bool cuda_available() noexcept {
+  try {
+    return cuda_unavailable_reason().empty();
+  } catch (...) {  // std::bad_alloc building the reason
     return false;
   }
-  return n > 0;
 }
 
 /// The stream, cuBLAS handle and scratch memory that the CUDA backend works with.
@@ -121,16 +133,10 @@ class cuda_context {
 
  private:
   cuda_context() {
-    int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0) {
-      (void)cudaGetLastError();
-      throw device_error(std::string("cdgan: no usable CUDA device (") +
-                         (e != cudaSuccess ? std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e)
-                                           : std::string("the CUDA runtime reports 0 devices")) +
+    if (const std::string why = cuda_unavailable_reason(); !why.empty())
+      throw device_error("cdgan: no usable CUDA device (" + why +
                          "): cdgan::cuda tensors need an NVIDIA GPU and its driver; test cdgan::cuda_available() "
                          "first, or use cdgan::cpu");
-    }
     CDGAN_CUDA_CHECK(cudaGetDevice(&device_));
     CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
     int pools = 0;
