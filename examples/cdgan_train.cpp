@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -225,7 +226,7 @@ class run {
         else
           fmt::print("{}\n", line);
         std::fflush(stdout);
-        for (real v : {r.d_loss, r.g_gan, r.g_lc, r.e_lc, r.e_lz})
+        for (real v : std::array<real, 5>{r.d_loss, r.g_gan, r.g_lc, r.e_lc, r.e_lz})
           if (!std::isfinite(v)) throw numeric_error(fmt::format("cdgan-train: a loss is not finite at step {}", r.step));
       }
       if (log_line) {

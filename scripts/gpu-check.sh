@@ -212,8 +212,9 @@ targets_all=$(cmake --build "$build" --target help 2>/dev/null | sed -n 's/^\.\.
 has_target() { grep -qx "$1" <<<"$targets_all"; }
 targets=(cdgan_cuda_tests)
 has_target cdgan_bench_cuda && targets+=(cdgan_bench_cuda)
+train_target=0
 if has_target cdgan-train-cuda; then
-  targets+=(cdgan-train-cuda)
+  train_target=1  # built after the others, in the time left (one long nvcc translation unit)
 else
   S_NOTDONE+=("the MNIST training run on the GPU: this build has no cdgan-train-cuda target (examples/CMakeLists.txt builds the CPU trainer cdgan-train only)")
 fi
@@ -228,6 +229,24 @@ timeout -k 10 "$(cap $(($(left) - 150)))" cmake --build "$build" -j "$jobs" --ta
   >"$out/logs/build.log" 2>&1
 rc=$?
 build_s=$(($(date +%s) - s))
+if ((rc == 0 && train_target)); then
+  # The trainer (all presets' networks in one nvcc TU: about 10 minutes on 2 busy CPU cores) may not fit
+  # the budget; running out of time here is reported, not counted as a failure of the build.
+  log "build cdgan-train-cuda"
+  st=$(date +%s)
+  timeout -k 10 "$(cap $(($(left) - 100)))" cmake --build "$build" -j "$jobs" --target cdgan-train-cuda \
+    >>"$out/logs/build.log" 2>&1
+  trc=$?
+  if ((trc == 0)); then
+    targets+=(cdgan-train-cuda)
+  elif ((trc == 124 || trc == 137)); then
+    S_NOTDONE+=("the MNIST training run on the GPU: cdgan-train-cuda did not compile within the time budget ($(($(date +%s) - st)) s)")
+  else
+    targets+=(cdgan-train-cuda)  # listed so that the build phase reports it as not built
+    rc=$trc
+  fi
+  build_s=$(($(date +%s) - s))
+fi
 built=()
 for t in "${targets[@]}"; do
   case $t in
@@ -426,7 +445,7 @@ if [[ " ${built[*]} " == *" cdgan-train-cuda "* ]]; then
     fi
   fi
 else
-  S_TRAIN+=("not run: no cdgan-train-cuda target in this build")
+  S_TRAIN+=("not run: cdgan-train-cuda was not built (see what was not done)")
 fi
 
 total=$(($(date +%s) - t0))
