@@ -29,8 +29,11 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -46,6 +49,7 @@ struct settings {
   std::string out;       // empty: runs/<preset>
   std::string checkpoint;
   std::string device = "cpu";
+  std::string data_on_device = "auto";  // the training set in device memory, batches gathered there
   std::size_t eval_every = 500, log_every = 50, eval_samples = 0, kmeans_restarts = 10, grid_columns = 10;
   std::size_t samples_per_class = 100;
   std::size_t quality_samples = 300;        // generated images per class for the quality figures (0: off)
@@ -180,6 +184,15 @@ class run {
     tensor<image, Device> real_batch(per_step), lab_batch(M);
     tensor<shape<1>, Device> lab_labels(M);
     std::vector<real> host(per_step * image::size), lab_host(M * image::size), lab_lab(M);
+    // --data-on-device: the training set uploaded once, each step's batches gathered on the device
+    // (auto: on the GPU when the set fits in 4 GiB as floats; the CPU reads the host copy directly)
+    std::optional<data::device_dataset<image, Device>> resident;
+    std::vector<std::size_t> lab_idx(M);
+    const double set_bytes = static_cast<double>(d.size()) * image::size * sizeof(real);
+    if (s_.data_on_device == "on" || (s_.data_on_device == "auto" && !std::is_same_v<Device, cpu> && set_bytes <= 4.0 * (1ull << 30))) {
+      resident.emplace(d.size(), [&](std::size_t i, std::span<real> out) { d.copy(i, out.data(), out.size()); });
+      fmt::print("training set on the device: {} images, {:.0f} MiB\n", d.size(), set_bytes / (1 << 20));
+    }
 
     std::ofstream metrics(s_.out_dir() / "metrics.jsonl", std::ios::app);
     const std::size_t total = s_.p.iterations;
@@ -196,18 +209,29 @@ class run {
       loader_.set_epoch(t / batches_per_epoch);
       std::span<const std::size_t> idx;
       for (std::size_t k = 0; k <= t % batches_per_epoch; ++k) idx = loader_.next_indices();
-      for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
-      real_batch.from_host(host);
+      if (resident) {
+        resident->gather(idx.first(per_step), real_batch.v());
+      } else {
+        for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
+        real_batch.from_host(host);
+      }
       if (M) {
         rng pick(o.seed ^ 0x1abe1ull);
         pick.set_state(o.seed ^ 0x1abe1ull, t * M);  // stateless per step: resumable
         for (std::size_t c = 0, j = 0; c < C; ++c)
           for (std::size_t r = 0; r < s_.p.labels_per_class; ++r, ++j) {
             const auto& pool = labelled_by_class[c];
-            d.copy(pool[pick.next_index(pool.size())], lab_host.data() + j * image::size, image::size);
+            const std::size_t i = pool[pick.next_index(pool.size())];
+            if (resident)
+              lab_idx[j] = i;
+            else
+              d.copy(i, lab_host.data() + j * image::size, image::size);
             lab_lab[j] = static_cast<real>(c);
           }
-        lab_batch.from_host(lab_host);
+        if (resident)
+          resident->gather(lab_idx, lab_batch.v());
+        else
+          lab_batch.from_host(lab_host);
         lab_labels.from_host(lab_lab);
       }
       const auto r = m_.step(real_batch.cv(), lab_batch.cv(), M ? lab_labels.data() : nullptr);
@@ -712,6 +736,10 @@ int main(int argc, char** argv) {
     }
     if (std::string(cmd) == "train") {
       sub->add_flag("--resume", s.resume, "continue from the checkpoint");
+      sub->add_option("--data-on-device", s.data_on_device,
+                      "keep the training set in device memory and gather batches there: auto (on for cuda when it "
+                      "fits in 4 GiB), on, off")
+          ->check(CLI::IsMember({"auto", "on", "off"}));
       sub->add_option("--eval-every", s.eval_every, "iterations between evaluations and checkpoints")->check(CLI::Range(1, 100000000));
       sub->add_option("--log-every", s.log_every, "iterations between log lines")->check(CLI::Range(1, 100000000));
       ov.add<std::size_t>(*sub, "--iterations", [](presets::preset& p) -> std::size_t& { return p.iterations; }, "total iterations");

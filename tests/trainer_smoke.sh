@@ -3,7 +3,8 @@
 #  1. 4 iterations in one go (small batches), 2. 2 iterations then --resume for 2 more;
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
-#  3. sample --npy and eval --features-npy on the checkpoint; 4. bad input exits non-zero with a
+#  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
+#  losses, labelled anchors included); 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
@@ -71,6 +72,17 @@ assert shape(d + '/c.npy') == (30,)
 assert shape(d + '/features.npy') == (300, 40)
 assert shape(d + '/labels.npy') == (300,)
 PY
+# the training set held "on the device" (here the CPU) and gathered there gives the same batches, so
+# the same losses, as copying each batch from the host; with labelled anchors too
+for where in on off; do
+  "$bin" train --preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300 \
+    --kmeans-restarts 2 --log-every 1 --quality-samples 0 --label-fraction 0.05 --iterations 2 --eval-every 2 \
+    --data-on-device "$where" --out "$work/resident-$where" > "$work/resident-$where.log"
+done
+grep -q "training set on the device: 60000 images" "$work/resident-on.log" || { echo "--data-on-device on did not upload"; exit 1; }
+lon=$(grep -E '^\[ +2/2\]' "$work/resident-on.log" | sed 's/.*ETA *[0-9]*s |//')
+loff=$(grep -E '^\[ +2/2\]' "$work/resident-off.log" | sed 's/.*ETA *[0-9]*s |//')
+[[ -n "$lon" && "$lon" == "$loff" ]] || { echo "device-resident batches differ: '$lon' vs '$loff'"; exit 1; }
 sum=$(md5sum "$work/a/checkpoint.safetensors")
 if "$bin" train --preset mnist --tau 0 --out "$work/a" 2> "$work/err.log"; then echo "tau 0 accepted"; exit 1; fi
 grep -q "tau" "$work/err.log" || { echo "no message about tau"; cat "$work/err.log"; exit 1; }

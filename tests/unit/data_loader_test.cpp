@@ -1,7 +1,9 @@
 // Tests of include/cdgan/data/loader.hpp: determinism, epoch permutations, gathering, the
-// class-balanced labelled subset and the class-balanced sampler.
+// class-balanced labelled subset, the class-balanced sampler and the device-resident dataset.
 #include <doctest/doctest.h>
 
+#include <cdgan/backend/cpu/backend.hpp>
+#include <cdgan/data/device_dataset.hpp>
 #include <cdgan/data/dsprites.hpp>
 #include <cdgan/data/loader.hpp>
 
@@ -205,4 +207,28 @@ TEST_CASE("class-balanced sampler: equal classes per batch, cycles through the s
     CHECK(std::count(lab.begin(), lab.end(), 2) == 2);
     CHECK_THROWS_AS(class_balanced_sampler(std::vector<std::size_t>{}, labels, 1), argument_error);
     CHECK_THROWS_AS(class_balanced_sampler(std::vector<std::size_t>{1000}, labels, 1), argument_error);
+}
+
+TEST_CASE("device_dataset: uploaded in chunks, gathered by index, bad indices named") {
+  using S = cdgan::shape<2, 3>;
+  constexpr std::size_t n = 11;
+  auto value = [](std::size_t i, std::size_t j) { return static_cast<cdgan::real>(i * 100 + j); };
+  // chunk 4 does not divide 11: the last chunk is partial
+  cdgan::data::device_dataset<S, cdgan::cpu> all(
+      n, [&](std::size_t i, std::span<cdgan::real> out) {
+        for (std::size_t j = 0; j < out.size(); ++j) out[j] = value(i, j);
+      },
+      4);
+  CHECK(all.size() == n);
+  CHECK(all.bytes() == n * S::size * sizeof(cdgan::real));
+  const std::vector<std::size_t> idx{10, 0, 4, 4, 7};
+  cdgan::tensor<S, cdgan::cpu> batch(idx.size());
+  all.gather(idx, batch.v());
+  const auto h = batch.to_host();
+  for (std::size_t k = 0; k < idx.size(); ++k)
+    for (std::size_t j = 0; j < S::size; ++j) CHECK(h[k * S::size + j] == value(idx[k], j));
+  const std::vector<std::size_t> bad{1, 11};
+  cdgan::tensor<S, cdgan::cpu> two(2);
+  CHECK_THROWS_WITH_AS(all.gather(bad, two.v()), doctest::Contains("index 11 (position 1)"), cdgan::shape_error);
+  CHECK_THROWS_WITH_AS(all.gather(idx, two.v()), doctest::Contains("5 indices for a batch of 2"), cdgan::shape_error);
 }

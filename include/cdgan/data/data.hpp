@@ -3,6 +3,7 @@
 #pragma once
 #include "cifar10.hpp"
 #include "dataset.hpp"
+#include "device_dataset.hpp"
 #include "dsprites.hpp"
 #include "error.hpp"
 #include "idx.hpp"
