@@ -3,14 +3,8 @@
 # with --device cuda, then --resume for 2 more; outputs exist and losses are finite. Without a usable
 # GPU the run must fail with the library's "no usable CUDA device" message (checked), and the test
 # reports itself skipped (exit 77). The same binary's --device cpu path is checked either way.
-set -euo pipefail
-bin="$1" data="$2" work="$3"
-if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED: no MNIST in $data (run scripts/setup-data.sh mnist)"; exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
-common=(--preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300
-        --kmeans-restarts 2 --log-every 1 --quality-samples 0)
+source "$(dirname "${BASH_SOURCE[0]}")/trainer_common.sh"
+common=("${small[@]}" --quality-samples 0)
 "$bin" train "${common[@]}" --device cpu --iterations 2 --eval-every 2 --out "$work/cpu" > "$work/cpu.log"
 [[ -s "$work/cpu/checkpoint.safetensors" ]] || { echo "the nvcc-built trainer's --device cpu run wrote no checkpoint"; exit 1; }
 if ! "$bin" train "${common[@]}" --device cuda --iterations 4 --eval-every 2 --out "$work/gpu" > "$work/gpu.log" 2> "$work/gpu.err"; then

@@ -9,14 +9,8 @@
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
 #  is trained once by run a into $work/classifiers/ and loaded from there by the later runs.
-set -euo pipefail
-bin="$1" data="$2" work="$3"
-if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED: no MNIST in $data (run scripts/setup-data.sh mnist)"; exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
-common=(--preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300
-        --kmeans-restarts 2 --log-every 1 --quality-samples 20 --classifier-iterations 30)
+source "$(dirname "${BASH_SOURCE[0]}")/trainer_common.sh"
+common=("${small[@]}" --quality-samples 20 --classifier-iterations 30)
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/a" > "$work/a.log"
 "$bin" train "${common[@]}" --iterations 2 --eval-every 2 --out "$work/b" > "$work/b.log"
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/b" --resume > "$work/b2.log"
@@ -75,8 +69,7 @@ PY
 # the training set held "on the device" (here the CPU) and gathered there gives the same batches, so
 # the same losses, as copying each batch from the host; with labelled anchors too
 for where in on off; do
-  "$bin" train --preset mnist --data-dir "$data" --threads 1 --batch-e 32 --batch-g 16 --batch-d 16 --eval-samples 300 \
-    --kmeans-restarts 2 --log-every 1 --quality-samples 0 --label-fraction 0.05 --iterations 2 --eval-every 2 \
+  "$bin" train "${small[@]}" --quality-samples 0 --label-fraction 0.05 --iterations 2 --eval-every 2 \
     --data-on-device "$where" --out "$work/resident-$where" > "$work/resident-$where.log"
 done
 grep -q "training set on the device: 60000 images" "$work/resident-on.log" || { echo "--data-on-device on did not upload"; exit 1; }

@@ -5,12 +5,7 @@
 # moved: the critic separates real from fake (its loss turns negative) and the generator's
 # contrastive loss falls well below its starting value ln(63) ≈ 4.14 (the batch-64 value with
 # uninformative features). It does not check clustering scores: 300 iterations are far too few.
-set -euo pipefail
-bin="$1" data="$2" work="$3"
-if [[ ! -s "$data/train-images-idx3-ubyte" && ! -s "$data/train-images-idx3-ubyte.gz" ]]; then
-  echo "SKIPPED: no MNIST in $data (run scripts/setup-data.sh mnist)"; exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/trainer_common.sh"
 start=$(date +%s)
 "$bin" train --preset mnist --data-dir "$data" --threads 1 --batch-e 64 --iterations 300 --eval-every 150 \
   --log-every 10 --eval-samples 1000 --kmeans-restarts 2 --quality-samples 0 --out "$work/run" > "$work/train.log"
