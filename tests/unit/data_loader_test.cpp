@@ -231,4 +231,9 @@ TEST_CASE("device_dataset: uploaded in chunks, gathered by index, bad indices na
   cdgan::tensor<S, cdgan::cpu> two(2);
   CHECK_THROWS_WITH_AS(all.gather(bad, two.v()), doctest::Contains("index 11 (position 1)"), cdgan::shape_error);
   CHECK_THROWS_WITH_AS(all.gather(idx, two.v()), doctest::Contains("5 indices for a batch of 2"), cdgan::shape_error);
+  auto none = [](std::size_t, std::span<cdgan::real>) {};
+  CHECK_THROWS_WITH_AS((cdgan::data::device_dataset<S, cdgan::cpu>(3, none, 0)), doctest::Contains("chunk"),
+                       cdgan::shape_error);
+  CHECK_THROWS_WITH_AS((cdgan::data::device_dataset<S, cdgan::cpu>(std::size_t(1) << 25, none)),
+                       doctest::Contains("at most 16777216 samples, got 33554432"), cdgan::shape_error);
 }

@@ -42,10 +42,7 @@ class device_dataset {
   device_dataset() = default;
   /// Uploads n samples, `chunk` at a time; fill(i, out) writes sample i (S::size reals) into out.
   template <class Fill>
-  device_dataset(std::size_t n, Fill&& fill, std::size_t chunk = 1024) : all_(n) {
-    if (n > max_samples)
-      throw shape_error("cdgan: device_dataset holds at most " + std::to_string(max_samples) + " samples, got " +
-                        std::to_string(n));
+  device_dataset(std::size_t n, Fill&& fill, std::size_t chunk = 1024) : all_(checked(n, chunk)) {
     std::vector<real> host(chunk * S::size);
     for (std::size_t first = 0; first < n; first += chunk) {
       const std::size_t count = first + chunk <= n ? chunk : n - first;
@@ -77,6 +74,15 @@ class device_dataset {
   }
 
  private:
+  /// n, once it is known to fit (before anything is allocated).
+  static std::size_t checked(std::size_t n, std::size_t chunk) {
+    if (n > max_samples)
+      throw shape_error("cdgan: device_dataset holds at most " + std::to_string(max_samples) + " samples, got " +
+                        std::to_string(n));
+    if (chunk == 0) throw shape_error("cdgan: device_dataset: the upload chunk must hold at least one sample");
+    return n;
+  }
+
   tensor<S, Device> all_;
   tensor<shape<1>, Device> index_;
   std::vector<real> host_index_;
