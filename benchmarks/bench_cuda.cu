@@ -64,24 +64,16 @@ struct event_pair {
   event_pair& operator=(const event_pair&) = delete;
 };
 
-struct gemm_shape {
-  const char* name;
-  bool ta, tb;
-  std::size_t m, n, k;
-};
+using cdgan::bench::gemm_shape;
 
-// Row-major C[M×N] = op(A)[M×K]·op(B)[K×N]. Two square sizes (the card's FP32 peak), then the largest
-// GEMMs of the MNIST step (see benchmarks/bench_layers.cpp for where they come from).
-const std::vector<gemm_shape>& gemm_shapes() {
-  static const std::vector<gemm_shape> s = {
-      {"square4096", false, false, 4096, 4096, 4096},
-      {"square8192", false, false, 8192, 8192, 8192},
-      {"conv128_fwd_b512", false, false, 128, 512 * 49, 1024},
-      {"conv128_dW_b512", false, true, 128, 1024, 512 * 49},
-      {"conv256_dcol_b512", true, false, 2048, 512 * 9, 256},
-      {"dense6272to1024_fwd_b64", false, true, 64, 1024, 6272},
-      {"dense1024to6272_fwd_b64", false, true, 64, 6272, 1024},
-  };
+// Two square sizes (the card's FP32 peak), then the largest GEMMs of the MNIST step
+// (benchmarks/flops.hpp's table, which the CPU benchmark runs in full).
+std::vector<gemm_shape> gemm_shapes() {
+  std::vector<gemm_shape> s = {{"square4096", false, false, 4096, 4096, 4096}, {"square8192", false, false, 8192, 8192, 8192}};
+  for (const auto& g : cdgan::bench::mnist_gemm_shapes())
+    for (const char* name : {"conv128_fwd_b512", "conv128_dW_b512", "conv256_dcol_b512", "dense6272to1024_fwd_b64",
+                             "dense1024to6272_fwd_b64"})
+      if (std::string(g.name) == name) s.push_back(g);
   return s;
 }
 
@@ -128,7 +120,7 @@ void BM_gemm_cuda(benchmark::State& state, gemm_shape s) {
       state.SetIterationTime(o * 1e-3);
       ours_first = !ours_first;
     }
-    const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k), it = double(state.iterations());
+    const double flops = s.flops(), it = double(state.iterations());
     state.counters["cdgan/cublas"] = direct_ms > 0 ? ours_ms / direct_ms : 0;
     state.counters["cublas_us"] = it > 0 ? 1e3 * direct_ms / it : 0;
     state.counters["TFLOP/s"] = ours_ms > 0 ? flops * it / (ours_ms * 1e-3) / 1e12 : 0;
@@ -226,13 +218,7 @@ void BM_mnist_step_cuda(benchmark::State& state) {
       benchmark::DoNotOptimize(r);
       cdgan::backend<cuda>::synchronize();
     }
-    using namespace cdgan::bench;
-    const double flops = cdgan_step_flops(macs_per_sample<model_t::generator_type>(), macs_per_sample<model_t::critic_type>(),
-                                          macs_per_sample<model_t::encoder_type>(), double(o.batch_d), double(o.batch_g),
-                                          double(o.batch_e));
-    state.SetItemsProcessed(state.iterations());
-    state.counters["FLOP/s"] = benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
-    state.counters["GFLOP/step"] = flops / 1e9;
+    cdgan::bench::set_step_counters<model_t>(state, o);
     state.SetLabel("D/G batch " + std::to_string(o.batch_d) + ", E batch " + std::to_string(o.batch_e) +
                    (state.range(1) ? ", TF32" : ", FP32") + ", no CUDA graph");
   } catch (const std::exception& e) {

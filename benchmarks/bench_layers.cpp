@@ -30,38 +30,7 @@ struct thread_scope {
   ~thread_scope() { cdgan::set_num_threads(saved); }
 };
 
-struct gemm_shape {
-  const char* name;
-  bool ta, tb;
-  std::size_t m, n, k;
-};
-
-// (M, N, K) of the GEMMs of one pass, row-major C[M×N] = op(A)[M×K]·op(B)[K×N]. Convolutions use
-// the batch-wide column matrix: N or K = batch·OH·OW.
-const std::vector<gemm_shape>& gemm_shapes() {
-  static const std::vector<gemm_shape> s = {
-      {"conv64_fwd_b64", false, false, 64, 64 * 196, 16},          // D/E conv<64> on 1×28×28
-      {"conv64_dW_b64", false, true, 64, 16, 64 * 196},
-      {"conv128_fwd_b64", false, false, 128, 64 * 49, 1024},       // D/E conv<128> on 64×14×14
-      {"conv128_dcol_b64", true, false, 1024, 64 * 49, 128},
-      {"conv128_dW_b64", false, true, 128, 1024, 64 * 49},
-      {"conv128_fwd_b512", false, false, 128, 512 * 49, 1024},     // the E step's batch
-      {"conv128_dcol_b512", true, false, 1024, 512 * 49, 128},
-      {"conv128_dW_b512", false, true, 128, 1024, 512 * 49},
-      {"conv256_fwd_b512", false, false, 256, 512 * 9, 2048},      // E conv<256> on 128×7×7
-      {"conv256_dcol_b512", true, false, 2048, 512 * 9, 256},
-      {"conv256_dW_b512", false, true, 256, 2048, 512 * 9},
-      {"convT64_fwd_b64", true, false, 1024, 64 * 49, 128},        // G conv_transpose<64> on 128×7×7
-      {"convT64_dx_b64", false, false, 128, 64 * 49, 1024},
-      {"convT64_dW_b64", false, true, 128, 1024, 64 * 49},
-      {"dense6272to1024_fwd_b64", false, true, 64, 1024, 6272},   // D dense<1024> on 6272
-      {"dense6272to1024_dx_b64", false, false, 64, 6272, 1024},
-      {"dense6272to1024_dW_b64", true, false, 1024, 6272, 64},
-      {"dense1024to6272_fwd_b64", false, true, 64, 6272, 1024},   // G dense<6272> on 1024
-      {"dense2304to1024_fwd_b512", false, true, 512, 1024, 2304}, // E dense<1024> on 256×3×3
-  };
-  return s;
-}
+using cdgan::bench::gemm_shape;
 
 void BM_gemm(benchmark::State& state, gemm_shape s) {
   thread_scope threads(static_cast<int>(state.range(0)));
@@ -73,7 +42,7 @@ void BM_gemm(benchmark::State& state, gemm_shape s) {
     cdgan::backend<cdgan::cpu>::gemm(s.ta, s.tb, s.m, s.n, s.k, 1, a.data(), b.data(), 0, c.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * double(s.m) * double(s.n) * double(s.k);
+  const double flops = s.flops();
   state.counters["FLOP/s"] = benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
@@ -105,7 +74,7 @@ void BM_layer(benchmark::State& state) {
 }
 
 void register_gemms() {
-  for (const auto& s : gemm_shapes())
+  for (const auto& s : cdgan::bench::mnist_gemm_shapes())
     benchmark::RegisterBenchmark((std::string("BM_gemm/") + s.name).c_str(), BM_gemm, s)
         ->ArgName("threads")
         ->Arg(1)

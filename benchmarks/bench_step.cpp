@@ -34,13 +34,7 @@ void BM_mnist_step(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
   }
 
-  using namespace cdgan::bench;
-  const double flops = cdgan_step_flops(macs_per_sample<model_t::generator_type>(), macs_per_sample<model_t::critic_type>(),
-                                        macs_per_sample<model_t::encoder_type>(), double(o.batch_d), double(o.batch_g),
-                                        double(o.batch_e));
-  state.SetItemsProcessed(state.iterations());
-  state.counters["FLOP/s"] = benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["GFLOP/step"] = flops / 1e9;
+  cdgan::bench::set_step_counters<model_t>(state, o);
   state.SetLabel("E batch " + std::to_string(o.batch_e) + ", " + std::to_string(threads) + " thread(s)");
   cdgan::set_num_threads(saved);
 }

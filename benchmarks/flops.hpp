@@ -12,7 +12,9 @@
 #include <cstddef>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace cdgan::bench {
 
@@ -61,6 +63,61 @@ inline double cdgan_step_flops(double g, double d, double e, double bd, double b
   const double g_step = 3 * g * bg + 2 * d * bg + 2 * e * bg;
   const double e_step = g * be + 3 * e * be;
   return 2 * (d_step + g_step + e_step);
+}
+
+/// The FLOPs of one step of `Model` (a cdgan::model) with options `o`, from its networks' shapes.
+template <class Model, class Options>
+double model_step_flops(const Options& o) {
+  return cdgan_step_flops(macs_per_sample<typename Model::generator_type>(), macs_per_sample<typename Model::critic_type>(),
+                          macs_per_sample<typename Model::encoder_type>(), double(o.batch_d), double(o.batch_g),
+                          double(o.batch_e));
+}
+
+/// Google Benchmark counters of a step benchmark (the CPU and the GPU one): steps per second as
+/// items, FLOP/s as a rate and GFLOP/step. `State` is benchmark::State (a template parameter so that
+/// this header does not need Google Benchmark).
+template <class Model, class State, class Options>
+void set_step_counters(State& state, const Options& o) {
+  const double flops = model_step_flops<Model>(o);
+  state.SetItemsProcessed(state.iterations());
+  using counter = std::remove_cvref_t<decltype(state.counters["FLOP/s"])>;
+  state.counters["FLOP/s"] = counter(flops * double(state.iterations()), counter::kIsRate);
+  state.counters["GFLOP/step"] = flops / 1e9;
+}
+
+/// One GEMM, row-major C[M×N] = op(A)[M×K]·op(B)[K×N], named by layer and pass.
+struct gemm_shape {
+  const char* name;
+  bool ta, tb;
+  std::size_t m, n, k;
+  double flops() const { return 2.0 * double(m) * double(n) * double(k); }
+};
+
+/// The GEMMs the MNIST networks (presets::mnist_nets<30, 10, 40>) issue, at batch 64 and at the E
+/// step's batch 512. Convolutions use the batch-wide column matrix: N or K = batch·OH·OW.
+inline const std::vector<gemm_shape>& mnist_gemm_shapes() {
+  static const std::vector<gemm_shape> s = {
+      {"conv64_fwd_b64", false, false, 64, 64 * 196, 16},  // D/E conv<64> on 1×28×28
+      {"conv64_dW_b64", false, true, 64, 16, 64 * 196},
+      {"conv128_fwd_b64", false, false, 128, 64 * 49, 1024},  // D/E conv<128> on 64×14×14
+      {"conv128_dcol_b64", true, false, 1024, 64 * 49, 128},
+      {"conv128_dW_b64", false, true, 128, 1024, 64 * 49},
+      {"conv128_fwd_b512", false, false, 128, 512 * 49, 1024},  // the E step's batch
+      {"conv128_dcol_b512", true, false, 1024, 512 * 49, 128},
+      {"conv128_dW_b512", false, true, 128, 1024, 512 * 49},
+      {"conv256_fwd_b512", false, false, 256, 512 * 9, 2048},  // E conv<256> on 128×7×7
+      {"conv256_dcol_b512", true, false, 2048, 512 * 9, 256},
+      {"conv256_dW_b512", false, true, 256, 2048, 512 * 9},
+      {"convT64_fwd_b64", true, false, 1024, 64 * 49, 128},  // G conv_transpose<64> on 128×7×7
+      {"convT64_dx_b64", false, false, 128, 64 * 49, 1024},
+      {"convT64_dW_b64", false, true, 128, 1024, 64 * 49},
+      {"dense6272to1024_fwd_b64", false, true, 64, 1024, 6272},  // D dense<1024> on 6272
+      {"dense6272to1024_dx_b64", false, false, 64, 6272, 1024},
+      {"dense6272to1024_dW_b64", true, false, 1024, 6272, 64},
+      {"dense1024to6272_fwd_b64", false, true, 64, 6272, 1024},    // G dense<6272> on 1024
+      {"dense2304to1024_fwd_b512", false, true, 512, 1024, 2304},  // E dense<1024> on 256×3×3
+  };
+  return s;
 }
 
 }  // namespace cdgan::bench
