@@ -217,13 +217,16 @@ class CDGAN:
         self.d_opt.step()
         return float(d_loss + gp), float(gp)
 
+    def code_losses(self, x, z, c):
+        """L_c and L_z of generated images x with codes (z, c) (a subclass may add views)."""
+        f, e = self.E(x)
+        return contrastive_all(f, c, self.tau), content(e, z)
+
     def g_step(self):
         z, c, zc = self.latent(self.bg)
         x = self.G(zc)
         g_gan = -self.D(x).mean()
-        f, e = self.E(x)
-        lc = contrastive_all(f, c, self.tau)
-        lz = content(e, z)
+        lc, lz = self.code_losses(x, z, c)
         self.g_opt.zero_grad(set_to_none=True)
         (g_gan + self.beta1 * lc + self.beta2 * lz).backward()
         self.g_opt.step()
@@ -233,9 +236,7 @@ class CDGAN:
         z, c, zc = self.latent(self.be)
         with torch.no_grad():
             x = self.G(zc)
-        f, e = self.E(x)
-        lc = contrastive_all(f, c, self.tau)
-        lz = content(e, z)
+        lc, lz = self.code_losses(x, z, c)
         self.e_opt.zero_grad(set_to_none=True)
         (self.beta1 * lc + self.beta2 * lz).backward()
         self.e_opt.step()

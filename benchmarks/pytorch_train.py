@@ -70,32 +70,10 @@ def crop(x, min_scale=0.7):
     return F.interpolate(x[:, :, i:i + h, j:j + w], size=(H, W), mode="bilinear", align_corners=False).detach()
 
 class TwoViews(ps.CDGAN):
-    def _lc(self, x, c):
-        x2 = crop(x)
-        f, e = self.E(torch.cat([x, x2]))
-        return ps.contrastive_all(f, torch.cat([c, c]), self.tau), e[:x.shape[0]]
-
-    def g_step(self):
-        z, c, zc = self.latent(self.bg)
-        x = self.G(zc)
-        g_gan = -self.D(x).mean()
-        lc, e = self._lc(x, c)
-        lz = ps.content(e, z)
-        self.g_opt.zero_grad(set_to_none=True)
-        (g_gan + self.beta1 * lc + self.beta2 * lz).backward()
-        self.g_opt.step()
-        return float(g_gan), float(lc), float(lz)
-
-    def e_step(self):
-        z, c, zc = self.latent(self.be)
-        with torch.no_grad():
-            x = self.G(zc)
-        lc, e = self._lc(x, c)
-        lz = ps.content(e, z)
-        self.e_opt.zero_grad(set_to_none=True)
-        (self.beta1 * lc + self.beta2 * lz).backward()
-        self.e_opt.step()
-        return float(lc), float(lz)
+    """The contrast over [x; crop(x)], L_z on x (cdgan's model_options::two_views)."""
+    def code_losses(self, x, z, c):
+        f, e = self.E(torch.cat([x, crop(x)]))
+        return ps.contrastive_all(f, torch.cat([c, c]), self.tau), ps.content(e[:x.shape[0]], z)
 
 m = TwoViews() if a.two_views else ps.CDGAN()
 if a.init_std > 0:
