@@ -17,14 +17,13 @@ the 10,000 test images.
 Usage: /usr/bin/python3 benchmarks/pytorch_train.py --iters 2100 --every 300 --threads 2 --out DIR
 Needs Debian's python3-torch, python3-sklearn and python3-pil.
 """
-import argparse, json, os, random, sys, time
+import argparse, json, math, os, random, sys, time
 import numpy as np
 import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pytorch_step as ps
+import sklearn_kmeans
 from PIL import Image
-from sklearn.cluster import KMeans
-from scipy.optimize import linear_sum_assignment
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--iters", type=int, default=2100)
@@ -56,7 +55,6 @@ F = torch.nn.functional
 
 def crop(x, min_scale=0.7):
     """torchvision RandomResizedCrop(28, scale=(min_scale, 1)) on the whole batch (one crop)."""
-    import math
     H = W = 28
     for _ in range(10):
         area = H * W * random.uniform(min_scale, 1.0)
@@ -87,20 +85,17 @@ zfix = torch.randn(10, ps.Z)
 def grid(step):
     m.G.eval()
     with torch.no_grad():
-        zc = torch.cat([torch.cat([zfix, torch.nn.functional.one_hot(torch.full((10,), c), 10).float()], 1) for c in range(10)])
+        zc = torch.cat([torch.cat([zfix, F.one_hot(torch.full((10,), c), 10).float()], 1) for c in range(10)])
         x = m.G(zc).reshape(10, 10, 28, 28).permute(0, 2, 1, 3).reshape(280, 280)
     m.G.train()
     Image.fromarray((x.numpy() * 255).astype(np.uint8)).save(f"{a.out}/grid_{step:05d}.png")
 
 def acc():
+    """Hungarian ACC of k-means on E_f of the test images (benchmarks/sklearn_kmeans.py)."""
     with torch.no_grad():
         f = torch.cat([m.E(xte[i:i + 1000])[0] for i in range(0, 10000, 1000)])
-        f = torch.nn.functional.normalize(f, dim=1).numpy()
-    p = KMeans(10, n_init=5, random_state=0).fit_predict(f)
-    w = np.zeros((10, 10))
-    for i, j in zip(p, yte): w[i, j] += 1
-    r, c = linear_sum_assignment(-w)
-    return w[r, c].sum() / len(yte)
+        f = F.normalize(f, dim=1).numpy()
+    return sklearn_kmeans.cluster_and_score(f, yte, seed=0, n_init=5)["acc"]
 
 perm = torch.randperm(len(xtr)); pos = 0
 t0 = time.time(); hist = []
@@ -110,7 +105,7 @@ for it in range(1, a.iters + 1):
     real = xtr[perm[pos:pos + 64]]; pos += 64
     r = m.step(real)
     hist.append(r)
-    if it % 50 == 0:
+    if it % 50 == 0 or it == a.iters:
         avg = {k: float(np.mean([h[k] for h in hist])) for k in hist[0]}
         hist = []
         line = dict(step=it, seconds=time.time() - t0, **avg)

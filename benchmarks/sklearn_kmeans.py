@@ -48,13 +48,13 @@ def make_data(n=N, d=D, k=K, seed=SEED, sigma=SIGMA):
     return x, labels
 
 
-def cluster_and_score(x, truth, seed):
+def cluster_and_score(x, truth, seed, n_init=10):
     from scipy.optimize import linear_sum_assignment
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
     from sklearn.metrics.cluster import contingency_matrix
 
-    km = KMeans(n_clusters=K, n_init=10, random_state=seed).fit(x)
+    km = KMeans(n_clusters=K, n_init=n_init, random_state=seed).fit(x)
     pred = km.labels_
     c = contingency_matrix(truth, pred)
     rows, cols = linear_sum_assignment(-c)
