@@ -166,6 +166,42 @@ TEST_CASE("adam: three steps match PyTorch's update computed in double") {
   }
 }
 
+TEST_CASE("adam: a parameter larger than one block and one thread's share matches the reference everywhere") {
+  // The CPU backend runs Adam through adam_update::range (Eigen blocks of 2048 over each thread's
+  // share); 2 * 2048 + 1031 elements cover whole blocks, a short last block and the split between
+  // threads. Every element is compared, so a skipped or doubled tail fails.
+  constexpr std::size_t n = 2 * 2048 + 1031;
+  const int threads = num_threads();
+  for (int th : {1, 2}) {
+    set_num_threads(th);
+    for (real wd : {real(0), real(0.05)}) {
+      INFO("threads ", th, " weight_decay ", wd);
+      nn::parameter<shape<n>, cpu> a;
+      std::vector<real> init(n);
+      for (std::size_t i = 0; i < n; ++i) init[i] = static_cast<real>(std::cos(0.37 * static_cast<double>(i)));
+      a.value.from_host(init);
+      const auto o = optim::adam_options{}.lr(0.01f).betas(0.5f, 0.9f).weight_decay(wd);
+      adam_reference ref{o.lr(), o.beta1(), o.beta2(), o.eps(), o.weight_decay(), {}, {}, {}};
+      ref.p = {std::vector<double>(init.begin(), init.end())};
+      ref.m = ref.v = zeros_like(ref.p);
+      optim::adam<cpu> opt(optim::parameter_list<cpu>{nn::make_ref("a", a)}, o);
+      for (int t = 1; t <= 3; ++t) {
+        std::vector<double> g(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          g[i] = i % 97 == 0 ? 0.0 : std::sin(0.013 * static_cast<double>(i) + t);
+          a.grad.data()[i] = static_cast<real>(g[i]);
+        }
+        ref.step({g});
+        opt.step();
+      }
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < n; ++i) bad += std::abs(double(a.value.data()[i]) - ref.p[0][i]) > 1e-6;
+      CHECK(bad == 0);
+    }
+  }
+  set_num_threads(threads);
+}
+
 TEST_CASE("sgd: three steps match PyTorch's update computed in double") {
   SUBCASE("plain") { run_sgd_case(optim::sgd_options{}.lr(0.1f)); }
   SUBCASE("weight decay") { run_sgd_case(optim::sgd_options{}.lr(0.1f).weight_decay(0.05f)); }

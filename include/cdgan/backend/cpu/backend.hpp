@@ -988,12 +988,19 @@ struct backend<cpu> {
 
   /// f(i) for every i < n, in any order and on any thread: a fused multi-output elementwise kernel
   /// (e.g. the optimisers' update of a parameter and its state in one pass). F is trivially copyable
-  /// and its `operator()(std::size_t) const` is CDGAN_HOST_DEVICE; f(i) touches only index i.
+  /// and its `operator()(std::size_t) const` is CDGAN_HOST_DEVICE; f(i) touches only index i. Where F
+  /// also has a host `range(lo, hi)` doing f(i) for i in [lo, hi) (a vectorised form, e.g. Adam's),
+  /// that is called instead.
   template <class F>
   static void for_each(std::size_t n, const F& f) {
     detail::cpu_kernels::parallel_for(n, executor<cpu>::grain, [&](std::size_t lo, std::size_t hi) {
+      if constexpr (requires(const F& x, std::size_t i) { x.range(i, i); }) {
+        f.range(lo, hi);
+      } else {
+        const F local = f;  // a copy the stores cannot alias
 #pragma omp simd
-      for (std::size_t i = lo; i < hi; ++i) f(i);
+        for (std::size_t i = lo; i < hi; ++i) local(i);
+      }
     });
   }
 
