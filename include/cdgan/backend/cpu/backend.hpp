@@ -723,8 +723,9 @@ inline void add_row(float* __restrict d, const float* __restrict s, std::size_t 
 /// dst[i] = e[i] for i in [lo, hi).
 template <class E>
 inline void assign_range(real* dst, std::size_t lo, std::size_t hi, const E& e) {
+  const E local = e;  // a copy that the stores to dst cannot alias, so its pointers stay in registers
 #pragma omp simd
-  for (std::size_t i = lo; i < hi; ++i) dst[i] = e[i];
+  for (std::size_t i = lo; i < hi; ++i) dst[i] = local[i];
 }
 
 /// Σ e[i] for i in [lo, hi), in float with a fixed vector-lane order.
