@@ -166,11 +166,12 @@ TEST_CASE("adam: three steps match PyTorch's update computed in double") {
   }
 }
 
-TEST_CASE("adam: a parameter larger than one block and one thread's share matches the reference everywhere") {
-  // The CPU backend runs Adam through adam_update::range (Eigen blocks of 2048 over each thread's
-  // share); 2 * 2048 + 1031 elements cover whole blocks, a short last block and the split between
-  // threads. Every element is compared, so a skipped or doubled tail fails.
-  constexpr std::size_t n = 2 * 2048 + 1031;
+TEST_CASE("adam: a parameter of several blocks and two threads' pieces matches the reference everywhere") {
+  // The CPU backend runs Adam through adam_update::range (Eigen blocks of 2048 over each piece of
+  // a parallel_for, pieces of at least executor<cpu>::grain = 16384 elements). With 2 threads the
+  // second piece starts at 16384 and holds two whole blocks and a short one. Every element is
+  // compared, so a skipped, doubled or misplaced block fails.
+  constexpr std::size_t n = executor<cpu>::grain + 2 * 2048 + 1031;
   const int threads = num_threads();
   for (int th : {1, 2}) {
     set_num_threads(th);
