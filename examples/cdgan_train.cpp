@@ -21,8 +21,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +52,10 @@ struct settings {
   std::string checkpoint;
   std::string device = "cpu";
   std::string data_on_device = "auto";  // the training set in device memory, batches gathered there
+  /// The features k-means clusters: "normalized" (E_f / ‖E_f‖, the directions the contrast compares
+  /// and what the authors' test clusters: their encoder ends in F.normalize) or "raw" (E_f as is).
+  /// The baselines' E_f are logits and are always clustered raw.
+  std::string eval_features = "normalized";
   std::size_t eval_every = 500, log_every = 50, eval_samples = 0, kmeans_restarts = 10, grid_columns = 10;
   std::size_t samples_per_class = 100;
   std::size_t quality_samples = 300;        // generated images per class for the quality figures (0: off)
@@ -348,7 +354,7 @@ class run {
     const auto t_eval = std::chrono::steady_clock::now();
     const data::dataset& test = d.test;
     const std::size_t n = s_.eval_samples ? std::min(s_.eval_samples, test.size()) : test.size();
-    last_features_ = encode(test.images.data(), n);
+    last_features_ = features(test.images.data(), n);
     eval::kmeans_options ko;
     ko.k = C;
     ko.n_init = s_.kmeans_restarts;
@@ -367,7 +373,7 @@ class run {
     lat.c.from_host(cs);
     lat.assemble();
     auto imgs = generate_images(lat.zc);
-    auto gf = encode(imgs.data(), cs.size());
+    auto gf = features(imgs.data(), cs.size());
     std::vector<std::size_t> assigned(cs.size());
     for (std::size_t i = 0; i < cs.size(); ++i) {
       double best = 1e300;
@@ -383,7 +389,8 @@ class run {
     std::vector<std::size_t> code(cs.begin(), cs.end());
     const auto cons = eval::consistency(assigned, code);
     nlohmann::json j{{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
-                     {"eval_samples", n}, {"inertia", km.inertia}, {"objective", s_.p.objective}};
+                     {"eval_samples", n}, {"inertia", km.inertia}, {"objective", s_.p.objective},
+                     {"features", normalize_features() ? "normalized" : "raw"}};
     if constexpr (model_t::joint) {
       // ClusterGAN / InfoGAN: E_f is the class head (C logits); its argmax is a clustering too
       std::vector<std::size_t> am(n);
@@ -521,6 +528,23 @@ class run {
     if (!low.empty())
       fmt::print("WARNING: collapse within class {}: the generated images of these codes are less than half as diverse "
                  "as real images of the matched class (diversity ratio < 0.5)\n", low);
+  }
+
+  bool normalize_features() const { return !model_t::joint && s_.eval_features == "normalized"; }
+
+  /// The features that evaluation clusters: E_f of n host images, L2-normalised per row unless
+  /// --eval-features raw (or a baseline, whose E_f are logits).
+  std::vector<real> features(const real* images, std::size_t n) {
+    auto f = encode(images, n);
+    if (!normalize_features()) return f;
+    for (std::size_t i = 0; i < n; ++i) {
+      real* row = f.data() + i * F;
+      double ss = 0;
+      for (std::size_t j = 0; j < F; ++j) ss += static_cast<double>(row[j]) * row[j];
+      const real inv = static_cast<real>(1.0 / std::max(std::sqrt(ss), 1e-12));  // F.normalize's ε
+      for (std::size_t j = 0; j < F; ++j) row[j] *= inv;
+    }
+    return f;
   }
 
   /// E_f of n host images, in eval mode, in chunks.
@@ -722,6 +746,10 @@ int main(int argc, char** argv) {
     sub->add_option("--threads", s.threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
     sub->add_option("--eval-samples", s.eval_samples, "test images to score (0: all)");
     sub->add_option("--kmeans-restarts", s.kmeans_restarts, "k-means restarts (best inertia wins)")->check(CLI::Range(1, 1000));
+    if (std::string(cmd) != "sample")
+      sub->add_option("--eval-features", s.eval_features,
+                      "features to cluster: normalized (E_f / |E_f|, default; what L_c compares) or raw")
+          ->check(CLI::IsMember({"normalized", "raw"}));
     ov.add<std::uint64_t>(*sub, "--seed", [](presets::preset& p) -> std::uint64_t& { return p.model.seed; }, "random seed");
     ov.add<real>(*sub, "--sigma", [](presets::preset& p) -> real& { return p.model.sigma; }, "std of z");
     if (std::string(cmd) != "sample") {
@@ -770,7 +798,7 @@ int main(int argc, char** argv) {
       sub->add_flag("--npy", s.npy, "also write images.npy and c.npy");
       sub->add_option("--per-class", s.samples_per_class, "images per class for --npy");
     }
-    if (std::string(cmd) == "eval") sub->add_flag("--features-npy", s.features_npy, "write features.npy and labels.npy");
+    if (std::string(cmd) == "eval") sub->add_flag("--features-npy", s.features_npy, "write features.npy (the clustered features, see --eval-features) and labels.npy");
   }
   try {
     app.parse(argc, argv);

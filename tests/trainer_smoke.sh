@@ -66,6 +66,33 @@ assert shape(d + '/c.npy') == (30,)
 assert shape(d + '/features.npy') == (300, 40)
 assert shape(d + '/labels.npy') == (300,)
 PY
+# evaluation clusters the L2-normalised E_f by default; --eval-features raw clusters E_f as it is
+mkdir -p "$work/raw"
+"$bin" eval --preset mnist --data-dir "$data" --out "$work/a" --checkpoint "$work/a/checkpoint.safetensors" \
+  --eval-samples 300 --kmeans-restarts 2 --quality-samples 0 > "$work/eval-norm.log"
+"$bin" eval --preset mnist --data-dir "$data" --out "$work/raw" --checkpoint "$work/a/checkpoint.safetensors" \
+  --eval-samples 300 --kmeans-restarts 2 --quality-samples 0 --eval-features raw --features-npy > "$work/eval-raw.log"
+grep -q '"features":"normalized"' "$work/eval-norm.log" || { echo "default eval did not say normalized"; exit 1; }
+grep -q '"features":"raw"' "$work/eval-raw.log" || { echo "--eval-features raw did not say raw"; exit 1; }
+python3 - "$work/a/features.npy" "$work/raw/features.npy" <<'PY'
+import sys, struct, math
+def load(p):  # float32 .npy (version 1), C order, without NumPy
+    b = open(p, 'rb').read(); n = struct.unpack('<H', b[8:10])[0]; h = eval(b[10:10 + n].decode())
+    assert h['descr'] == '<f4' and not h['fortran_order'], h
+    rows, cols = h['shape']; v = struct.unpack('<%df' % (rows * cols), b[10 + n:])
+    return [v[i * cols:(i + 1) * cols] for i in range(rows)]
+f, r = load(sys.argv[1]), load(sys.argv[2])
+assert len(f) == len(r) == 300 and len(f[0]) == len(r[0]) == 40
+norm = lambda x: math.sqrt(sum(t * t for t in x))
+assert all(abs(norm(x) - 1) < 1e-5 for x in f), "normalized features are not unit rows"
+n = [norm(x) for x in r]
+assert max(n) - min(n) > 1e-3, "raw features all have the same norm: not raw"
+assert all(abs(a - b / m) < 1e-5 for x, y, m in zip(f, r, n) for a, b in zip(x, y)), "normalized != raw / |raw|"
+PY
+if "$bin" eval --preset mnist --out "$work/a" --eval-features cosine 2> "$work/err-ef.log"; then
+  echo "--eval-features cosine accepted"; exit 1
+fi
+grep -q "eval-features" "$work/err-ef.log" || { echo "bad --eval-features: message does not name the flag"; cat "$work/err-ef.log"; exit 1; }
 # the training set held "on the device" (here the CPU) and gathered there gives the same batches, so
 # the same losses, as copying each batch from the host; with labelled anchors too
 for where in on off; do
