@@ -166,6 +166,39 @@ TEST_CASE("model: a second view per generated image (random resized crop)") {
   CHECK_THROWS_AS(o.validate(), value_error);
 }
 
+TEST_CASE("model: the second view from a later iteration is the one-view run until then") {
+  model_options o = tiny_options();
+  o.two_views = true;
+  o.two_views_start = 2;
+  CHECK(!o.two_views_at(0));
+  CHECK(!o.two_views_at(1));
+  CHECK(o.two_views_at(2));
+  CHECK(o.two_views_at(100));
+  tiny late(o, adam_opts(), adam_opts(), adam_opts()), plain(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  rng data(6);
+  tensor<shape<1, 6, 6>> real_x(4);
+  for (int it = 0; it < 4; ++it) {
+    real_x = data.uniform();
+    auto rl = late.step(real_x.cv());
+    auto rp = plain.step(real_x.cv());
+    CHECK(rl.two_views == (it >= 2));
+    CHECK(!rp.two_views);
+    if (it < 2) {  // one view: bit for bit the plain run (same losses, weights and random stream)
+      CHECK(rl.e_lc == rp.e_lc);
+      CHECK(rl.g_lc == rp.g_lc);
+      CHECK(snapshot(late.generator()) == snapshot(plain.generator()));
+      CHECK(snapshot(late.encoder()) == snapshot(plain.encoder()));
+    } else {  // the crop joins the contrast: twice the positives, another loss, the runs part ways
+      CHECK(std::isfinite(rl.e_lc));
+      CHECK(rl.e_lc != rp.e_lc);
+      CHECK(snapshot(late.encoder()) != snapshot(plain.encoder()));
+    }
+  }
+  model_options bad = tiny_options();
+  bad.two_views_start = 5;  // without two_views
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("two_views_start"), value_error);
+}
+
 TEST_CASE_TEMPLATE("baselines: ClusterGAN and InfoGAN train G and E jointly on the cross-entropy", Obj,
                    objective::cluster_gan<>, objective::info_gan<>) {
   using enc3 = nn::heads<trunk, nn::dense<3>, nn::dense<4>>;

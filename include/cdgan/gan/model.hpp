@@ -83,11 +83,20 @@ struct model_options {
   /// in the authors' code). The second view is detached from G, as there. Needs positives::all.
   bool two_views = false;
   real crop_min_scale = 0.7f;
+  /// With two_views: the first iteration (0-based) that uses the second view (not in the paper;
+  /// default 0, from the start). Before it the run is the one-view run, bit for bit. The crop makes
+  /// E read what survives a change of framing, which is what carries over from generated to real
+  /// images; switched on from the start it also keeps G longer in its early noise regime
+  /// (docs/results.md).
+  std::uint64_t two_views_start = 0;
   /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
   std::uint64_t beta1_start = 0, beta1_ramp = 0;
   std::uint64_t seed = 0;
+
+  /// Whether iteration `step` (0-based) contrasts a second view of each generated image.
+  bool two_views_at(std::uint64_t step) const { return two_views && step >= two_views_start; }
 
   /// β1 in effect in iteration `step` (0-based: the iteration that makes steps() == step + 1).
   real beta1_at(std::uint64_t step) const {
@@ -107,6 +116,7 @@ struct model_options {
     if (positives == losses::positives::one && (batch_g % 2 || batch_e % 2))
       fail("the one-positive contrastive loss needs even G and E batch sizes");
     if (two_views && positives != losses::positives::all) fail("two_views needs the all-positives contrastive loss");
+    if (two_views_start > 0 && !two_views) fail("two_views_start needs two_views");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
 };
@@ -137,6 +147,7 @@ struct resized_crop {
 struct step_report {
   std::uint64_t step = 0;
   real beta1 = 0;  ///< β1 in effect in this iteration (model_options::beta1_at)
+  bool two_views = false;  ///< whether this iteration contrasted a second view (model_options::two_views_at)
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
 };
 
@@ -207,6 +218,8 @@ class model {
     step_report r;
     beta1_ = o_.beta1_at(steps_);
     r.beta1 = beta1_;
+    two_views_ = o_.two_views_at(steps_);
+    r.two_views = two_views_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
     g_step(labelled, labels, r);
     e_step(labelled, labels, r);
@@ -290,7 +303,7 @@ class model {
   /// (the first x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
                                             const real* labels, real& lc, real& lz, nn::grads g) {
-    const std::size_t B = x.batch, V = o_.two_views ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
+    const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
     const std::size_t R = V * B + M;
     xe_.resize(R);
     ce_.resize(R);
@@ -341,6 +354,7 @@ class model {
   rng rng_, init_;
   std::uint64_t steps_ = 0;
   real beta1_ = o_.beta1_at(0);  // set by step(); g_step / e_step called alone use the last value
+  bool two_views_ = o_.two_views_at(0);  // likewise
   generator_type g_;
   critic_type d_;
   encoder_type e_;
