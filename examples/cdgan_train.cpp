@@ -279,9 +279,9 @@ class run {
         fs::copy_file(s_.out_dir() / fmt::format("samples_{:07}.png", r.step), s_.out_dir() / "samples.png",
                       fs::copy_options::overwrite_existing);
         save_checkpoint(s_.checkpoint_path());
-        fmt::print("step {}: ACC {:.4f}  purity {:.4f}  NMI {:.4f}  ARI {:.4f}  consistency {:.4f}  ({:.0f} s)\n", r.step,
+        fmt::print("step {}: ACC {:.4f}  purity {:.4f}  NMI {:.4f}  ARI {:.4f}  consistency {:.4f}  code ACC {:.4f}  ({:.0f} s)\n", r.step,
                    j["acc"].template get<double>(), j["purity"].template get<double>(), j["nmi"].template get<double>(), j["ari"].template get<double>(),
-                   j["consistency"].template get<double>(), secs);
+                   j["consistency"].template get<double>(), j["code_acc"].template get<double>(), secs);
         print_quality(j);
         std::fflush(stdout);
       }
@@ -389,9 +389,27 @@ class run {
     }
     std::vector<std::size_t> code(cs.begin(), cs.end());
     const auto cons = eval::consistency(assigned, code);
+    // the encoder's c on real images: each test image put at the nearest code centroid (the mean
+    // feature of G(z, c) over the `per` images of each c), scored like a clustering
+    std::vector<double> centroid(C * F, 0.0);
+    for (std::size_t i = 0; i < cs.size(); ++i)
+      for (std::size_t j = 0; j < F; ++j) centroid[(i / per) * F + j] += gf[i * F + j] / static_cast<double>(per);
+    std::vector<std::size_t> nearest(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      double best = 1e300;
+      for (std::size_t k = 0; k < C; ++k) {
+        double dist = 0;
+        for (std::size_t j = 0; j < F; ++j) {
+          const double diff = last_features_[i * F + j] - centroid[k * F + j];
+          dist += diff * diff;
+        }
+        if (dist < best) best = dist, nearest[i] = k;
+      }
+    }
+    const auto sn = eval::score_clustering(truth, nearest);
     nlohmann::json j{{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
                      {"eval_samples", n}, {"inertia", km.inertia}, {"objective", s_.p.objective},
-                     {"features", normalize_features() ? "normalized" : "raw"}};
+                     {"features", normalize_features() ? "normalized" : "raw"}, {"code_acc", sn.acc}, {"code_nmi", sn.nmi}};
     if constexpr (model_t::joint) {
       // ClusterGAN / InfoGAN: E_f is the class head (C logits); its argmax is a clustering too
       std::vector<std::size_t> am(n);

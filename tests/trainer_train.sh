@@ -30,9 +30,9 @@ assert max(d[-5:]) < 0, f'the critic does not separate real from fake: D loss {d
 ev = [json.loads(l) for l in open(metrics) if l.strip()]
 assert [e['step'] for e in ev] == [150, 300], [e['step'] for e in ev]
 for e in ev:
-    for k in ('acc', 'purity', 'nmi', 'ari', 'd_loss', 'g_lc', 'e_lc', 'e_lz'):
+    for k in ('acc', 'purity', 'nmi', 'ari', 'code_acc', 'code_nmi', 'd_loss', 'g_lc', 'e_lc', 'e_lz'):
         assert math.isfinite(e[k]), (k, e[k])
-    assert 0 < e['acc'] <= 1 and 0 <= e['nmi'] <= 1, e
+    assert 0 < e['acc'] <= 1 and 0 <= e['nmi'] <= 1 and 0 < e['code_acc'] <= 1, e
     print(f"step {e['step']}: ACC {e['acc']:.3f} purity {e['purity']:.3f} NMI {e['nmi']:.3f} ARI {e['ari']:.3f}")
 PY
 echo "trainer training smoke test passed"
