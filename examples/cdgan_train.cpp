@@ -269,6 +269,7 @@ class run {
         j["seconds"] = secs;
         j["beta1"] = r.beta1;
         j["two_views"] = r.two_views;
+        j["e_real"] = r.e_real;
         j["d_loss"] = r.d_loss;
         j["g_lc"] = r.g_lc;
         j["e_lc"] = r.e_lc;
@@ -812,6 +813,8 @@ int main(int argc, char** argv) {
       ov.add<bool>(*sub, "--two-views", [](presets::preset& p) -> bool& { return p.model.two_views; }, "contrast a random resized crop of each generated image too (authors' code)");
       ov.add<std::uint64_t>(*sub, "--two-views-start", [](presets::preset& p) -> std::uint64_t& { return p.model.two_views_start; },
                             "with --two-views: iterations with one view before the second is added (not in the paper; default 0)");
+      ov.add<real>(*sub, "--real-contrast", [](presets::preset& p) -> real& { return p.model.real_contrast; },
+                   "weight of an instance contrast of real images (a crop as positive) in the E step (not in the paper; default 0)");
       ov.add<real>(*sub, "--crop-min-scale", [](presets::preset& p) -> real& { return p.model.crop_min_scale; }, "smallest crop area share for --two-views");
       sub->add_option("--positives", positives, "contrastive form: all (SupCon) or one (Eq. 3)")->check(CLI::IsMember({"all", "one"}));
     }

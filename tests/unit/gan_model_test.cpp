@@ -199,6 +199,41 @@ TEST_CASE("model: the second view from a later iteration is the one-view run unt
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("two_views_start"), value_error);
 }
 
+TEST_CASE("model: the instance contrast of real images trains E only, and E learns it") {
+  model_options o = tiny_options();
+  o.real_contrast = 2;
+  tiny with(o, adam_opts(), adam_opts(), adam_opts()), plain(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  rng data(9);
+  tensor<shape<1, 6, 6>> real_x(4);
+  real_x = data.uniform();
+  auto rw = with.step(real_x.cv());
+  auto rp = plain.step(real_x.cv());
+  // first iteration: D and G steps are the plain run's (E not yet changed); the E steps differ
+  CHECK(rw.d_loss == rp.d_loss);
+  CHECK(rw.g_lc == rp.g_lc);
+  CHECK(snapshot(with.generator()) == snapshot(plain.generator()));
+  CHECK(snapshot(with.critic()) == snapshot(plain.critic()));
+  CHECK(snapshot(with.encoder()) != snapshot(plain.encoder()));
+  CHECK(rp.e_real == 0);
+  // 4 images and their crops: each anchor has 1 positive among 7 others, so about log 7 untrained
+  CHECK(rw.e_real > 0.5f);
+  CHECK(rw.e_real < 3.f);
+  // L_c of the generated rows is computed on those rows alone: the same value as without the real rows
+  CHECK(rw.e_lc == doctest::Approx(rp.e_lc).epsilon(1e-6));
+  // E steps on one fixed real batch: the instance contrast falls
+  step_report r;
+  real first = 0, last = 0;
+  for (int it = 0; it < 60; ++it) {
+    with.e_step({}, nullptr, r, real_x.cv());
+    if (it < 5) first += r.e_real / 5;
+    if (it >= 55) last += r.e_real / 5;
+  }
+  CHECK(last < 0.8f * first);
+  model_options bad = tiny_options();
+  bad.real_contrast = -1;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("real_contrast"), value_error);
+}
+
 TEST_CASE_TEMPLATE("baselines: ClusterGAN and InfoGAN train G and E jointly on the cross-entropy", Obj,
                    objective::cluster_gan<>, objective::info_gan<>) {
   using enc3 = nn::heads<trunk, nn::dense<3>, nn::dense<4>>;

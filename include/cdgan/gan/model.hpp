@@ -89,6 +89,13 @@ struct model_options {
   /// images; switched on from the start it also keeps G longer in its early noise regime
   /// (docs/results.md).
   std::uint64_t two_views_start = 0;
+  /// Weight γ of an instance contrast of real images in the E step (not in the paper; 0, off, by
+  /// default): the critic's first real batch and one random resized crop of it join E's batch, each
+  /// image's crop its only positive and the other real images its negatives (SimCLR's loss: the
+  /// all-positives L_c with one label per image), in a contrast of their own. It makes E's features
+  /// of real images depend on the real images, which L_c alone, trained on generated images only,
+  /// does not (docs/results.md, sixth session). G never sees this term.
+  real real_contrast = 0;
   /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
@@ -117,6 +124,7 @@ struct model_options {
       fail("the one-positive contrastive loss needs even G and E batch sizes");
     if (two_views && positives != losses::positives::all) fail("two_views needs the all-positives contrastive loss");
     if (two_views_start > 0 && !two_views) fail("two_views_start needs two_views");
+    if (!(real_contrast >= 0)) fail("real_contrast must be >= 0");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
 };
@@ -149,6 +157,7 @@ struct step_report {
   real beta1 = 0;  ///< β1 in effect in this iteration (model_options::beta1_at)
   bool two_views = false;  ///< whether this iteration contrasted a second view (model_options::two_views_at)
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
+  real e_real = 0;  ///< the instance contrast of real images (model_options::real_contrast), unweighted
 };
 
 template <class G, class D, class E, class Objective = objective::wgan_gp, template <class> class Optimiser = optim::adam,
@@ -187,7 +196,8 @@ class model {
 
   model(model_options o, optimiser_options g_opt, optimiser_options d_opt, optimiser_options e_opt)
       : o_((o.validate(), o)), rng_(o.seed), init_(o.seed ^ 0x9E3779B97F4A7C15ull),
-        lc_(losses::contrastive_options{}.temperature(o.tau).form(o.positives)), gp_(o.gp_lambda) {
+        lc_(losses::contrastive_options{}.temperature(o.tau).form(o.positives)),
+        lc_real_(losses::contrastive_options{}.temperature(o.tau).form(losses::positives::all)), gp_(o.gp_lambda) {
     g_.init(init_);
     d_.init(init_);
     e_.init(init_);
@@ -222,7 +232,7 @@ class model {
     r.two_views = two_views_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
     g_step(labelled, labels, r);
-    e_step(labelled, labels, r);
+    e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
     r.step = ++steps_;
     return r;
   }
@@ -268,12 +278,15 @@ class model {
     if (joint && (beta1_ > 0 || o_.beta2 > 0)) e_opt_->step();
   }
 
-  /// Encoder update with G fixed.
-  void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
+  /// Encoder update with G fixed; `unlabelled`: real images for the instance contrast
+  /// (model_options::real_contrast; ignored when that is 0).
+  void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r,
+              cview<image_shape, Device> unlabelled = {}) {
     if (joint || !(beta1_ > 0 || o_.beta2 > 0)) return;
     lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
     auto x = g_.forward(lat_.zc.cv(), mode::train);
-    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign);
+    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, o_.real_contrast > 0 ? unlabelled : cview<image_shape, Device>{},
+                   &r.e_real);
     e_opt_->step();
   }
 
@@ -299,12 +312,15 @@ class model {
   }
 
  private:
-  /// E forward on [x; crop(x); labelled], β1·L_c + β2·L_z, E backward with `g`; returns dL/d[...]
-  /// (the first x.batch rows are the gradient with respect to x).
+  /// E forward on [x; crop(x); labelled; u; crop(u)], β1·L_c + β2·L_z (+ γ·instance contrast of the
+  /// real images u), E backward with `g`; returns dL/d[...] (the first x.batch rows are the gradient
+  /// with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
-                                            const real* labels, real& lc, real& lz, nn::grads g) {
+                                            const real* labels, real& lc, real& lz, nn::grads g,
+                                            cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr) {
     const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
-    const std::size_t R = V * B + M;
+    const std::size_t U = unlabelled.empty() ? 0 : unlabelled.batch, Q = V * B + M;  // Q: rows of L_c
+    const std::size_t R = Q + 2 * U;
     xe_.resize(R);
     ce_.resize(R);
     backend<Device>::copy(xe_.data(), x.ptr, x.size());
@@ -314,14 +330,30 @@ class model {
       backend<Device>::copy(xe_.data() + V * x.size(), labelled.ptr, labelled.size());
       backend<Device>::copy(ce_.data() + V * B, labels, M);
     }
+    if (U) {
+      backend<Device>::copy(xe_.data() + Q * image_shape::size, unlabelled.ptr, unlabelled.size());
+      random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
+      if (instance_ids_.batch() != 2 * U) {  // labels 0..U−1 twice, made once per size
+        std::vector<real> ids(2 * U);
+        for (std::size_t i = 0; i < 2 * U; ++i) ids[i] = static_cast<real>(i % U);
+        instance_ids_.from_host(ids);
+      }
+    }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(R);
     de_.resize(R);
+    auto dfq = df_.v().slice(0, Q);
     if constexpr (joint)
       lc = losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_);
     else
-      lc = beta1_ > 0 ? lc_(f, ce_.data(), V * B, df_.v()) : real(0);
-    df_ = df_ * beta1_;
+      lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), V * B, dfq) : real(0);
+    dfq = dfq * beta1_;
+    if (U) {
+      auto dfu = df_.v().slice(Q, 2 * U);
+      const real li = lc_real_(f.slice(Q, 2 * U), instance_ids_.data(), 2 * U, dfu);
+      if (instance_loss) *instance_loss = li;
+      dfu = dfu * o_.real_contrast;
+    }
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
     de.slice(0, B) = de.slice(0, B) * (Objective::content ? o_.beta2 : real(0));
@@ -360,11 +392,11 @@ class model {
   encoder_type e_;
   std::optional<optimiser_type> g_opt_, d_opt_, e_opt_;
   typename Objective::gan_loss gan_;
-  losses::contrastive<f_dim, Device> lc_;
+  losses::contrastive<f_dim, Device> lc_, lc_real_;
   losses::gradient_penalty<critic_type> gp_;
   latent_batch<Z, C, Device> lat_;
   tensor<image_shape, Device> xd_, dx_, xe_;
-  tensor<shape<1>, Device> dlogit_, ce_, ce_work_;
+  tensor<shape<1>, Device> dlogit_, ce_, ce_work_, instance_ids_;
   tensor<feature_shape, Device> df_;
   tensor<shape<Z>, Device> de_;
 };
