@@ -73,6 +73,26 @@ inline void cpu_relax() {
 #endif
 }
 
+/// Per-thread scratch of the convolution kernels (padded image planes and their pixel offsets,
+/// phase planes). Every thread of the pool reserves `reserved` elements of each when the pool starts
+/// it, and the thread that sizes the pool does the same, so that which thread takes which task —
+/// which changes from run to run on a loaded machine — does not decide whether a training step
+/// allocates: a kernel grows a buffer only when its shapes need more than that (then on every run).
+struct thread_scratch {
+  static constexpr std::size_t reserved = std::size_t(1) << 16;  // 256 KiB of floats per buffer
+  std::vector<float> planes, phases;
+  std::vector<std::int32_t> offsets;
+  static thread_scratch& local() {
+    thread_local thread_scratch s;
+    return s;
+  }
+  void reserve() {
+    if (planes.size() < reserved) planes.resize(reserved);
+    if (phases.size() < reserved) phases.resize(reserved);
+    if (offsets.size() < reserved) offsets.resize(reserved);
+  }
+};
+
 class thread_pool {
  public:
   static thread_pool& instance() {
@@ -89,6 +109,7 @@ class thread_pool {
   void resize(int n) {
     n = std::max(n, 1);
     std::lock_guard<std::mutex> lock(job_mutex_);
+    thread_scratch::local().reserve();
     if (n == size()) return;
     stop_workers();
     start_workers(n - 1);
@@ -135,6 +156,7 @@ class thread_pool {
   static constexpr std::uint64_t open_bit = std::uint64_t(1) << 31, active_mask = open_bit - 1;
 
   thread_pool() {
+    thread_scratch::local().reserve();
 #ifdef _OPENMP
     start_workers(std::max(omp_get_max_threads(), 1) - 1);  // OMP_NUM_THREADS, as before
 #else
@@ -200,10 +222,18 @@ class thread_pool {
     }
   }
 
+  /// Starts n workers and returns once each has reserved its scratch (thread_scratch).
   void start_workers(int n) {
     stop_.store(false, std::memory_order_relaxed);
     const std::uint32_t seen = signal_.load(std::memory_order_seq_cst);
-    for (int i = 0; i < n; ++i) workers_.emplace_back([this, seen] { worker_loop(seen); });
+    std::atomic<int> ready{0};
+    for (int i = 0; i < n; ++i)
+      workers_.emplace_back([this, seen, &ready] {
+        thread_scratch::local().reserve();
+        ready.fetch_add(1, std::memory_order_release);
+        worker_loop(seen);
+      });
+    while (ready.load(std::memory_order_acquire) < n) std::this_thread::yield();
   }
   void stop_workers() {
     if (workers_.empty()) return;
@@ -1026,8 +1056,8 @@ struct backend<cpu> {
 
     padded_planes(const conv_geometry& g, std::size_t n)
         : hp(g.h + 2 * g.pad), wp(g.w + 2 * g.pad), elems(hp * wp) {
-      thread_local std::vector<real> planes;
-      thread_local std::vector<std::int32_t> offsets;
+      auto& planes = detail::cpu_kernels::thread_scratch::local().planes;
+      auto& offsets = detail::cpu_kernels::thread_scratch::local().offsets;
       if (planes.size() < n * elems) planes.resize(n * elems);
       if (offsets.size() < g.oh * g.ow) offsets.resize(g.oh * g.ow);
       p = planes.data();
@@ -1113,7 +1143,7 @@ struct backend<cpu> {
 
   /// Per-thread scratch for phase planes.
   static real* plane_scratch(std::size_t n) {
-    thread_local std::vector<real> scratch;
+    auto& scratch = detail::cpu_kernels::thread_scratch::local().phases;
     if (scratch.size() < n) scratch.resize(n);
     return scratch.data();
   }
