@@ -376,18 +376,23 @@ class run {
     lat.assemble();
     auto imgs = generate_images(lat.zc);
     auto gf = features(imgs.data(), cs.size());
-    std::vector<std::size_t> assigned(cs.size());
-    for (std::size_t i = 0; i < cs.size(); ++i) {
-      double best = 1e300;
-      for (std::size_t k = 0; k < C; ++k) {
-        double dist = 0;
-        for (std::size_t j = 0; j < F; ++j) {
-          const double diff = gf[i * F + j] - km.centers[k * F + j];
-          dist += diff * diff;
+    // rows of `x` (n × F) to the nearest of the C rows of `centres` (C × F)
+    auto nearest_rows = [&](const std::vector<real>& x, std::size_t rows, const auto& centres) {
+      std::vector<std::size_t> out(rows);
+      for (std::size_t i = 0; i < rows; ++i) {
+        double best = 1e300;
+        for (std::size_t k = 0; k < C; ++k) {
+          double dist = 0;
+          for (std::size_t j = 0; j < F; ++j) {
+            const double diff = x[i * F + j] - centres[k * F + j];
+            dist += diff * diff;
+          }
+          if (dist < best) best = dist, out[i] = k;
         }
-        if (dist < best) best = dist, assigned[i] = k;
       }
-    }
+      return out;
+    };
+    const auto assigned = nearest_rows(gf, cs.size(), km.centers);
     std::vector<std::size_t> code(cs.begin(), cs.end());
     const auto cons = eval::consistency(assigned, code);
     // the encoder's c on real images: each test image put at the nearest code centroid (the mean
@@ -395,18 +400,7 @@ class run {
     std::vector<double> centroid(C * F, 0.0);
     for (std::size_t i = 0; i < cs.size(); ++i)
       for (std::size_t j = 0; j < F; ++j) centroid[(i / per) * F + j] += gf[i * F + j] / static_cast<double>(per);
-    std::vector<std::size_t> nearest(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      double best = 1e300;
-      for (std::size_t k = 0; k < C; ++k) {
-        double dist = 0;
-        for (std::size_t j = 0; j < F; ++j) {
-          const double diff = last_features_[i * F + j] - centroid[k * F + j];
-          dist += diff * diff;
-        }
-        if (dist < best) best = dist, nearest[i] = k;
-      }
-    }
+    const auto nearest = nearest_rows(last_features_, n, centroid);
     const auto sn = eval::score_clustering(truth, nearest);
     nlohmann::json j{{"acc", sc.acc}, {"purity", sc.purity}, {"nmi", sc.nmi}, {"ari", sc.ari}, {"consistency", cons.value},
                      {"eval_samples", n}, {"inertia", km.inertia}, {"objective", s_.p.objective},
