@@ -163,7 +163,10 @@ inline std::vector<preset> all() {
     p.name = "fashion-mnist-few-labels";
     p.model.beta1 = 50;
     p.label_fraction = 0.024;
-    p.labels_per_class = 1;
+    // The paper does not say how many labelled images join each step; the authors' code
+    // (Fashion-MNIST/param.yml, r_batch_size: 50) uses 50, i.e. 5 per class. Measured here (seed 0,
+    // docs/results.md runs FA and FD): ACC 0.767 with 1 per class against 0.797 with 5 at 600 iterations.
+    p.labels_per_class = 5;
     v.push_back(p);
   }
   {
