@@ -166,6 +166,58 @@ TEST_CASE("model: a second view per generated image (random resized crop)") {
   CHECK_THROWS_AS(o.validate(), value_error);
 }
 
+TEST_CASE("model: labelled real images in L_c: cropped with two views, anchors with real_anchors") {
+  rng data(11);
+  tensor<shape<1, 6, 6>> lab_x(3);
+  tensor<shape<1>> lab(3);
+  lab_x = data.uniform();
+  lab.from_host({0, 1, 2});
+  real value[2] = {0, 0};
+  for (bool anchors : {false, true}) {
+    model_options o = tiny_options();
+    o.two_views = true;
+    o.crop_min_scale = 1;  // with 6×6 images every draw is then the full plane: the crop is the identity
+    o.real_anchors = anchors;
+    tiny m(o, adam_opts(), adam_opts(), adam_opts());
+    // the E step's L_c recomputed from outside, before the step changes E: the same codes (a copy of
+    // the model's stream), G and E in eval mode (the tiny networks have no batch norm), rows
+    // [x; crop(x); l; crop(l)] with labels [c; c; y; y]
+    rng copy = m.random();
+    latent_batch<4, 3, cpu> lat;
+    lat.sample(o.batch_e, o.sigma, copy, false);
+    auto x = m.generate(lat.zc.cv());
+    const std::size_t B = o.batch_e, M = 3, S = 36;
+    tensor<shape<1, 6, 6>> rows(2 * B + 2 * M);
+    tensor<shape<1>> ids(2 * B + 2 * M);
+    auto c = lat.c.to_host(), y = lab.to_host();
+    std::vector<real> idh;
+    for (int v = 0; v < 2; ++v) {
+      backend<cpu>::copy(rows.data() + v * B * S, x.ptr, B * S);
+      idh.insert(idh.end(), c.begin(), c.end());
+    }
+    for (int v = 0; v < 2; ++v) {
+      backend<cpu>::copy(rows.data() + (2 * B + v * M) * S, lab_x.data(), M * S);
+      idh.insert(idh.end(), y.begin(), y.end());
+    }
+    ids.from_host(idh);
+    losses::contrastive<5, cpu> lc(losses::contrastive_options{}.temperature(o.tau).form(losses::positives::all));
+    tensor<shape<5>> df(2 * B + 2 * M);
+    const real expected = lc(m.encode(rows.cv()), ids.data(), anchors ? 2 * B + 2 * M : 2 * B, df.v());
+    // the same rows without the labelled crop: another value, so the comparison can tell them apart
+    tensor<shape<5>> df_short(2 * B + M);
+    const real short_rows = lc(m.encode(rows.cv().slice(0, 2 * B + M)), ids.data(), anchors ? 2 * B + M : 2 * B, df_short.v());
+    step_report r;
+    m.e_step(lab_x.cv(), lab.data(), r);
+    CHECK(r.e_lc == doctest::Approx(expected).epsilon(1e-5));
+    CHECK(std::abs(short_rows - expected) > 1e-3f);
+    value[anchors] = r.e_lc;
+  }
+  CHECK(std::abs(value[0] - value[1]) > 1e-3f);  // the real rows as anchors add their own terms
+  model_options bad = tiny_options(losses::positives::one);
+  bad.real_anchors = true;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("real_anchors"), value_error);
+}
+
 TEST_CASE("model: the second view from a later iteration is the one-view run until then") {
   model_options o = tiny_options();
   o.two_views = true;

@@ -80,7 +80,9 @@ struct model_options {
   losses::positives positives = losses::positives::all;
   /// A second view of every generated image in L_c (a random resized crop of the whole batch, scale
   /// in [crop_min_scale, 1], aspect ratio in [3/4, 4/3], bilinear, as torchvision's RandomResizedCrop
-  /// in the authors' code). The second view is detached from G, as there. Needs positives::all.
+  /// in the authors' code). The second view is detached from G. The labelled real images of the
+  /// few-labels run get their crop too (another draw), with their labels, as in the authors' code.
+  /// Needs positives::all.
   bool two_views = false;
   real crop_min_scale = 0.7f;
   /// With two_views: the first iteration (0-based) that uses the second view (not in the paper;
@@ -96,6 +98,13 @@ struct model_options {
   /// of real images depend on the real images, which L_c alone, trained on generated images only,
   /// does not (docs/results.md, sixth session). G never sees this term.
   real real_contrast = 0;
+  /// Few labels: the labelled real rows are anchors of L_c too (not only contrast points), each with
+  /// the generated images of its class and the other labelled images of it as positives — the
+  /// authors' code, whose SupConLoss runs over all rows. Off by default: in the paper (Eq. 7) the
+  /// real images are the generated images' anchor points only. Needs positives::all. In the E step
+  /// this is a supervised contrast of the labelled real images; in the G step it adds the real rows'
+  /// pull on the generated images of their class.
+  bool real_anchors = false;
   /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
@@ -124,6 +133,7 @@ struct model_options {
       fail("the one-positive contrastive loss needs even G and E batch sizes");
     if (two_views && positives != losses::positives::all) fail("two_views needs the all-positives contrastive loss");
     if (two_views_start > 0 && !two_views) fail("two_views_start needs two_views");
+    if (real_anchors && positives != losses::positives::all) fail("real_anchors needs the all-positives contrastive loss");
     if (!(real_contrast >= 0)) fail("real_contrast must be >= 0");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
@@ -312,15 +322,15 @@ class model {
   }
 
  private:
-  /// E forward on [x; crop(x); labelled; u; crop(u)], β1·L_c + β2·L_z (+ γ·instance contrast of the
-  /// real images u), E backward with `g`; returns dL/d[...] (the first x.batch rows are the gradient
-  /// with respect to x).
+  /// E forward on [x; crop(x); l; crop(l); u; crop(u)] (the crops with two_views; l: the labelled
+  /// images), β1·L_c + β2·L_z (+ γ·instance contrast of the real images u), E backward with `g`;
+  /// returns dL/d[...] (the first x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
                                             const real* labels, real& lc, real& lz, nn::grads g,
                                             cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr) {
     const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
-    const std::size_t U = unlabelled.empty() ? 0 : unlabelled.batch, Q = V * B + M;  // Q: rows of L_c
-    const std::size_t R = Q + 2 * U;
+    const std::size_t U = unlabelled.empty() ? 0 : unlabelled.batch, Q = V * (B + M);  // Q: rows of L_c
+    const std::size_t R = Q + 2 * U, anchors = o_.real_anchors ? Q : V * B;
     xe_.resize(R);
     ce_.resize(R);
     backend<Device>::copy(xe_.data(), x.ptr, x.size());
@@ -328,7 +338,8 @@ class model {
     if (V == 2) random_resized_crop(x, xe_.v().slice(B, B));
     if (M) {
       backend<Device>::copy(xe_.data() + V * x.size(), labelled.ptr, labelled.size());
-      backend<Device>::copy(ce_.data() + V * B, labels, M);
+      for (std::size_t v = 0; v < V; ++v) backend<Device>::copy(ce_.data() + V * B + v * M, labels, M);
+      if (V == 2) random_resized_crop(labelled, xe_.v().slice(V * B + M, M));
     }
     if (U) {
       backend<Device>::copy(xe_.data() + Q * image_shape::size, unlabelled.ptr, unlabelled.size());
@@ -346,7 +357,7 @@ class model {
     if constexpr (joint)
       lc = losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_);
     else
-      lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), V * B, dfq) : real(0);
+      lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), anchors, dfq) : real(0);
     dfq = dfq * beta1_;
     if (U) {
       auto dfu = df_.v().slice(Q, 2 * U);
