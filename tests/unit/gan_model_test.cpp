@@ -218,6 +218,53 @@ TEST_CASE("model: labelled real images in L_c: cropped with two views, anchors w
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("real_anchors"), value_error);
 }
 
+TEST_CASE("model: E held for the first iterations, and E pretrained on the labelled images alone") {
+  rng data(12);
+  tensor<shape<1, 6, 6>> real_x(4), lab_x(6);
+  tensor<shape<1>> lab(6);
+  lab.from_host({0, 1, 2, 0, 1, 2});
+  model_options o = tiny_options();
+  o.e_hold = 2;
+  tiny m(o, adam_opts(), adam_opts(), adam_opts());
+  for (int it = 0; it < 3; ++it) {
+    real_x = data.uniform();
+    lab_x = data.uniform();
+    auto e0 = snapshot(m.encoder()), g0 = snapshot(m.generator());
+    auto r = m.step(real_x.cv(), lab_x.cv(), lab.data());
+    CHECK(snapshot(m.generator()) != g0);
+    CHECK(r.g_lc > 0);  // G still contrasts through the fixed E
+    if (it < 2) {
+      CHECK(snapshot(m.encoder()) == e0);
+      CHECK(r.e_lc == 0);
+    } else {
+      CHECK(snapshot(m.encoder()) != e0);
+      CHECK(r.e_lc > 0);
+    }
+  }
+
+  // pretraining: a fixed labelled batch whose classes differ in brightness; the contrast falls,
+  // only E changes, and no step is counted
+  tiny p(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  std::vector<real> h(6 * 36);
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = 0.2f * static_cast<real>(i / 36 % 3) + 0.05f * static_cast<real>(i % 7) / 7;
+  lab_x.from_host(h);
+  auto g0 = snapshot(p.generator()), d0 = snapshot(p.critic()), e0 = snapshot(p.encoder());
+  real first = 0, last = 0;
+  for (int it = 0; it < 80; ++it) {
+    const real l = p.pretrain_encoder(lab_x.cv(), lab.data());
+    CHECK(std::isfinite(l));
+    if (it < 5) first += l / 5;
+    if (it >= 75) last += l / 5;
+  }
+  CHECK(last < 0.8f * first);
+  CHECK(snapshot(p.generator()) == g0);
+  CHECK(snapshot(p.critic()) == d0);
+  CHECK(snapshot(p.encoder()) != e0);
+  CHECK(p.steps() == 0);
+  CHECK_THROWS_AS(p.pretrain_encoder(lab_x.cv().slice(0, 1), lab.data()), value_error);
+  CHECK_THROWS_AS(p.pretrain_encoder(lab_x.cv(), nullptr), value_error);
+}
+
 TEST_CASE("model: the second view from a later iteration is the one-view run until then") {
   model_options o = tiny_options();
   o.two_views = true;

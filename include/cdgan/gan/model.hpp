@@ -105,6 +105,12 @@ struct model_options {
   /// this is a supervised contrast of the labelled real images; in the G step it adds the real rows'
   /// pull on the generated images of their class.
   bool real_anchors = false;
+  /// Few labels: E is not updated in the first `e_hold` iterations (0, off, by default; not in the
+  /// paper). The authors' code (its `chain_step`) starts the few-labels run from a pretrained E and
+  /// keeps it fixed for the first 200 epochs while G learns to match its real anchors; with E
+  /// fixed, G cannot co-adapt a code of its own with E and must draw what E reads in real images of
+  /// the class. Pair it with `pretrain_encoder`.
+  std::uint64_t e_hold = 0;
   /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
@@ -242,7 +248,7 @@ class model {
     r.two_views = two_views_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
     g_step(labelled, labels, r);
-    e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
+    if (steps_ >= o_.e_hold) e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
     r.step = ++steps_;
     return r;
   }
@@ -298,6 +304,29 @@ class model {
     encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, o_.real_contrast > 0 ? unlabelled : cview<image_shape, Device>{},
                    &r.e_real);
     e_opt_->step();
+  }
+
+  /// One E update on labelled real images alone, before Algorithm 1 (few labels; not in the paper):
+  /// the all-positives contrast (τ) over [l; crop(l)] with labels [y; y], one random resized crop of
+  /// the batch as in `two_views` — a supervised contrastive pretraining of E_f from the labelled
+  /// subset, standing in for the pretrained E of the authors' code. E_e is not trained. Returns the
+  /// loss before the update. Does not count as a step.
+  real pretrain_encoder(cview<image_shape, Device> labelled, const real* labels) {
+    const std::size_t M = labelled.batch;
+    if (M < 2 || !labels) throw value_error("cdgan::model::pretrain_encoder: needs at least two labelled images and their labels");
+    xe_.resize(2 * M);
+    ce_.resize(2 * M);
+    backend<Device>::copy(xe_.data(), labelled.ptr, labelled.size());
+    random_resized_crop(labelled, xe_.v().slice(M, M));
+    for (std::size_t v = 0; v < 2; ++v) backend<Device>::copy(ce_.data() + v * M, labels, M);
+    auto [f, e] = e_.forward(xe_.cv(), mode::train);
+    df_.resize(2 * M);
+    de_.resize(2 * M);
+    const real loss = lc_real_(f, ce_.data(), 2 * M, df_.v());
+    de_ = 0.f;
+    e_.backward({df_.cv(), de_.cv()}, nn::grads::assign);
+    e_opt_->step();
+    return loss;
   }
 
   /// G(z, c) for given codes, in eval mode (batch-norm running statistics).
