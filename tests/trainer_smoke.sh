@@ -4,7 +4,7 @@
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
-#  losses, labelled anchors included); 4. bad input exits non-zero with a
+#  losses, labelled anchors included); --e-pretrain / --e-hold; 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
@@ -103,6 +103,23 @@ grep -q "training set on the device: 60000 images" "$work/resident-on.log" || { 
 lon=$(grep -E '^\[ +2/2\]' "$work/resident-on.log" | sed 's/.*ETA *[0-9]*s |//')
 loff=$(grep -E '^\[ +2/2\]' "$work/resident-off.log" | sed 's/.*ETA *[0-9]*s |//')
 [[ -n "$lon" && "$lon" == "$loff" ]] || { echo "device-resident batches differ: '$lon' vs '$loff'"; exit 1; }
+# few labels: E pretrained on the labelled images alone, then held for 2 iterations; the metrics line
+# of step 0 scores the pretrained E, and E's contrast is 0 while it is held
+"$bin" train "${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-pretrain 5 --e-hold 2 \
+  --iterations 3 --eval-every 3 --out "$work/pre" > "$work/pre.log"
+grep -q "E pretrained on the labelled images: 5 updates" "$work/pre.log" || { echo "--e-pretrain did not run"; cat "$work/pre.log"; exit 1; }
+grep -Eq '^\[ +2/3\].*E Lc 0\.000' "$work/pre.log" || { echo "E was not held in iteration 2"; cat "$work/pre.log"; exit 1; }
+python3 - "$work/pre/metrics.jsonl" <<'PY'
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert [d['step'] for d in lines] == [0, 3], [d['step'] for d in lines]
+assert lines[0]['e_pretrain'] == 5 and all(math.isfinite(lines[0][k]) for k in ('acc', 'nmi', 'ari', 'pretrain_loss_last'))
+assert lines[1]['e_lc'] > 0, lines[1]['e_lc']
+PY
+if "$bin" train "${small[@]}" --e-pretrain 5 --iterations 1 --out "$work/pre-bad" 2> "$work/err-pre.log"; then
+  echo "--e-pretrain without labels accepted"; exit 1
+fi
+grep -q "e-pretrain" "$work/err-pre.log" || { echo "no message about --e-pretrain"; cat "$work/err-pre.log"; exit 1; }
 sum=$(md5sum "$work/a/checkpoint.safetensors")
 if "$bin" train --preset mnist --tau 0 --out "$work/a" 2> "$work/err.log"; then echo "tau 0 accepted"; exit 1; fi
 grep -q "tau" "$work/err.log" || { echo "no message about tau"; cat "$work/err.log"; exit 1; }
