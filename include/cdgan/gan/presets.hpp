@@ -170,6 +170,21 @@ inline std::vector<preset> all() {
     // (Fashion-MNIST/param.yml, r_batch_size: 50) uses 50, i.e. 5 per class. Measured here (seed 0,
     // docs/results.md runs FA and FD): ACC 0.767 with 1 per class against 0.797 with 5 at 600 iterations.
     p.labels_per_class = 5;
+    // The authors' code starts this run from a pretrained E and keeps E fixed for the first two
+    // thirds of it (param.yml: pretrain, chain_step 200 of 300 epochs). Their pretrained E is not
+    // published; ours is pretrained on the labelled subset alone (1,000 updates of a supervised
+    // contrast) and held for the whole budget. Measured here (docs/results.md, runs FN, FO, FOJ):
+    // with E trained from scratch alongside G, G and E co-adapt a code of their own and either G stays
+    // in noise (β1 = 50, run FD) or z picks the garment (β1 = 5, FE); with E pretrained and fixed, G
+    // draws the garment of its row (classifier consistency 0.99 at 3,000) and keeps diversity; the
+    // joint phase afterwards lowers ACC and consistency (FOJ). β1 = 20 instead of the paper's 50
+    // (β1 = 100 was slower to that state, FM against FN) and PyTorch's initialisation (faster in
+    // every pairing measured, FF, FG, FJ).
+    p.e_pretrain = 1000;
+    p.model.e_hold = 3000;
+    p.iterations = 3000;
+    p.model.beta1 = 20;
+    p.init_std = 0;
     v.push_back(p);
   }
   {
