@@ -223,12 +223,22 @@ class run {
 
     std::ofstream metrics(s_.out_dir() / "metrics.jsonl", std::ios::app);
     if (s_.p.e_pretrain > 0 && m_.steps() == 0) {
-      if (!M) throw value_error("cdgan-train: --e-pretrain needs labelled images (--label-fraction > 0)");
+      // with labels: class-balanced labelled batches (supervised contrast); without: the critic's
+      // batch size of real images from a loader of its own (instance contrast, SimCLR)
       auto tp = std::chrono::steady_clock::now();
       real first = 0, last = 0;
+      data::shuffling_batch_loader pre(d.size(), per_step, o.seed ^ 0x9e7a1ull, true);
       for (std::size_t k = 0; k < s_.p.e_pretrain; ++k) {
-        pick_labelled(o.seed ^ 0x9e7a1ull, k);
-        const real l = m_.pretrain_encoder(lab_batch.cv(), lab_labels.data());
+        real l;
+        if (M) {
+          pick_labelled(o.seed ^ 0x9e7a1ull, k);
+          l = m_.pretrain_encoder(lab_batch.cv(), lab_labels.data());
+        } else {
+          const auto idx = pre.next_indices();
+          for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
+          real_batch.from_host(host);
+          l = m_.pretrain_encoder(real_batch.cv());
+        }
         if (!std::isfinite(l)) throw numeric_error(fmt::format("cdgan-train: the pretraining loss is not finite at update {}", k));
         (k == 0 ? first : last) = l;
       }
@@ -241,8 +251,8 @@ class run {
       j["seconds"] = secs;
       metrics << j.dump() << '\n';
       metrics.flush();
-      fmt::print("E pretrained on the labelled images: {} updates, contrast {:.4f} -> {:.4f} ({:.0f} s); ACC {:.4f}  NMI {:.4f}  ARI {:.4f}\n",
-                 s_.p.e_pretrain, first, last, secs, j["acc"].template get<double>(), j["nmi"].template get<double>(),
+      fmt::print("E pretrained on the {}: {} updates, contrast {:.4f} -> {:.4f} ({:.0f} s); ACC {:.4f}  NMI {:.4f}  ARI {:.4f}\n",
+                 M ? "labelled images" : "real images (instance contrast)", s_.p.e_pretrain, first, last, secs, j["acc"].template get<double>(), j["nmi"].template get<double>(),
                  j["ari"].template get<double>());
       std::fflush(stdout);
     }
@@ -839,7 +849,7 @@ int main(int argc, char** argv) {
       ov.add<bool>(*sub, "--real-anchors", [](presets::preset& p) -> bool& { return p.model.real_anchors; },
                    "few labels: the labelled real images are anchors of L_c too, as in the authors' code (default false: Eq. 7)");
       ov.add<std::size_t>(*sub, "--e-pretrain", [](presets::preset& p) -> std::size_t& { return p.e_pretrain; },
-                          "few labels: E updates on labelled batches alone (supervised contrast, a crop as second view) before iteration 0 (default 0)");
+                          "E updates on real images alone before iteration 0, a crop as second view: labelled batches (supervised contrast) or, without labels, instance contrast (default 0)");
       ov.add<std::uint64_t>(*sub, "--e-hold", [](presets::preset& p) -> std::uint64_t& { return p.model.e_hold; },
                             "iterations at the start without E updates, as the authors' chain_step (default 0)");
       ov.add<real>(*sub, "--crop-min-scale", [](presets::preset& p) -> real& { return p.model.crop_min_scale; }, "smallest crop area share for --two-views");

@@ -306,19 +306,26 @@ class model {
     e_opt_->step();
   }
 
-  /// One E update on labelled real images alone, before Algorithm 1 (few labels; not in the paper):
-  /// the all-positives contrast (τ) over [l; crop(l)] with labels [y; y], one random resized crop of
-  /// the batch as in `two_views` — a supervised contrastive pretraining of E_f from the labelled
-  /// subset, standing in for the pretrained E of the authors' code. E_e is not trained. Returns the
-  /// loss before the update. Does not count as a step.
-  real pretrain_encoder(cview<image_shape, Device> labelled, const real* labels) {
-    const std::size_t M = labelled.batch;
-    if (M < 2 || !labels) throw value_error("cdgan::model::pretrain_encoder: needs at least two labelled images and their labels");
+  /// One E update on real images alone, before Algorithm 1 (not in the paper): the all-positives
+  /// contrast (τ) over [x; crop(x)], one random resized crop of the batch as in `two_views`. With
+  /// `labels` (few labels) the labels are [y; y] — a supervised contrastive pretraining of E_f from
+  /// the labelled subset, standing in for the pretrained E of the authors' code; without, each image
+  /// is its own class and its crop its only positive (SimCLR's loss), a pretraining that needs no
+  /// labels. E_e is not trained. Returns the loss before the update. Does not count as a step.
+  real pretrain_encoder(cview<image_shape, Device> x, const real* labels = nullptr) {
+    const std::size_t M = x.batch;
+    if (M < 2) throw value_error("cdgan::model::pretrain_encoder: needs at least two images, got " + std::to_string(M));
     xe_.resize(2 * M);
     ce_.resize(2 * M);
-    backend<Device>::copy(xe_.data(), labelled.ptr, labelled.size());
-    random_resized_crop(labelled, xe_.v().slice(M, M));
-    for (std::size_t v = 0; v < 2; ++v) backend<Device>::copy(ce_.data() + v * M, labels, M);
+    backend<Device>::copy(xe_.data(), x.ptr, x.size());
+    random_resized_crop(x, xe_.v().slice(M, M));
+    if (labels) {
+      for (std::size_t v = 0; v < 2; ++v) backend<Device>::copy(ce_.data() + v * M, labels, M);
+    } else {
+      std::vector<real> ids(2 * M);  // host staging; pretraining is outside the allocation-free step
+      for (std::size_t i = 0; i < 2 * M; ++i) ids[i] = static_cast<real>(i % M);
+      ce_.from_host(ids);
+    }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(2 * M);
     de_.resize(2 * M);

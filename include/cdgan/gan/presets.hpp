@@ -95,8 +95,8 @@ struct preset {
   real init_std = 0.02f;      ///< N(0, init_std) weights, zero biases, as the authors' code (0: PyTorch defaults)
   double label_fraction = 0;  ///< share of the training set with labels (0: unsupervised)
   std::size_t labels_per_class = 0;  ///< labelled real anchors per class in each step
-  /// Few labels: E updates on labelled batches alone before iteration 0 (model::pretrain_encoder;
-  /// 0, none, by default; not in the paper).
+  /// E updates on real images alone before iteration 0 (model::pretrain_encoder: labelled batches
+  /// with labels, instance contrast without; 0, none, by default; not in the paper).
   std::size_t e_pretrain = 0;
   std::size_t iterations = 20000;
 };
