@@ -243,7 +243,7 @@ class run {
         (k == 0 ? first : last) = l;
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count();
-      auto j = evaluate(d);  // what the labelled subset alone gives E: the baseline the run must beat
+      auto j = evaluate(d);  // what the pretraining alone gives E: the baseline the run must beat
       j["step"] = 0;
       j["e_pretrain"] = s_.p.e_pretrain;
       j["pretrain_loss_first"] = first;

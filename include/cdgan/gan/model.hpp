@@ -319,17 +319,13 @@ class model {
     ce_.resize(2 * M);
     backend<Device>::copy(xe_.data(), x.ptr, x.size());
     random_resized_crop(x, xe_.v().slice(M, M));
-    if (labels) {
+    const real* ids = labels ? ce_.data() : instance_ids(M);
+    if (labels)
       for (std::size_t v = 0; v < 2; ++v) backend<Device>::copy(ce_.data() + v * M, labels, M);
-    } else {
-      std::vector<real> ids(2 * M);  // host staging; pretraining is outside the allocation-free step
-      for (std::size_t i = 0; i < 2 * M; ++i) ids[i] = static_cast<real>(i % M);
-      ce_.from_host(ids);
-    }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(2 * M);
     de_.resize(2 * M);
-    const real loss = lc_real_(f, ce_.data(), 2 * M, df_.v());
+    const real loss = lc_real_(f, ids, 2 * M, df_.v());
     de_ = 0.f;
     e_.backward({df_.cv(), de_.cv()}, nn::grads::assign);
     e_opt_->step();
@@ -380,11 +376,6 @@ class model {
     if (U) {
       backend<Device>::copy(xe_.data() + Q * image_shape::size, unlabelled.ptr, unlabelled.size());
       random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
-      if (instance_ids_.batch() != 2 * U) {  // labels 0..U−1 twice, made once per size
-        std::vector<real> ids(2 * U);
-        for (std::size_t i = 0; i < 2 * U; ++i) ids[i] = static_cast<real>(i % U);
-        instance_ids_.from_host(ids);
-      }
     }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(R);
@@ -397,7 +388,7 @@ class model {
     dfq = dfq * beta1_;
     if (U) {
       auto dfu = df_.v().slice(Q, 2 * U);
-      const real li = lc_real_(f.slice(Q, 2 * U), instance_ids_.data(), 2 * U, dfu);
+      const real li = lc_real_(f.slice(Q, 2 * U), instance_ids(U), 2 * U, dfu);
       if (instance_loss) *instance_loss = li;
       dfu = dfu * o_.real_contrast;
     }
@@ -406,6 +397,16 @@ class model {
     de.slice(0, B) = de.slice(0, B) * (Objective::content ? o_.beta2 : real(0));
     if (R > B) de.slice(B, R - B) = 0.f;
     return e_.backward({df_.cv(), de_.cv()}, g);
+  }
+
+  /// Labels 0..n−1 twice (each image and its crop, one class per image) on the device, made once per n.
+  const real* instance_ids(std::size_t n) {
+    if (instance_ids_.batch() != 2 * n) {
+      std::vector<real> ids(2 * n);
+      for (std::size_t i = 0; i < 2 * n; ++i) ids[i] = static_cast<real>(i % n);
+      instance_ids_.from_host(ids);
+    }
+    return instance_ids_.data();
   }
 
   /// One random resized crop (torchvision's RandomResizedCrop parameters) applied to the whole batch.
