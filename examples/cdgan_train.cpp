@@ -200,6 +200,15 @@ class run {
       fmt::print("training set on the device: {} images, {:.0f} MiB\n", d.size(), set_bytes / (1 << 20));
     }
 
+    // the real batch of the training set images at `idx` (gathered on the device when resident)
+    auto fill_real = [&](std::span<const std::size_t> idx) {
+      if (resident) {
+        resident->gather(idx.first(per_step), real_batch.v());
+      } else {
+        for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
+        real_batch.from_host(host);
+      }
+    };
     // a class-balanced labelled batch, a function of (stream, index) alone: resumable
     auto pick_labelled = [&](std::uint64_t stream, std::uint64_t index) {
       rng pick(stream);
@@ -234,9 +243,7 @@ class run {
           pick_labelled(o.seed ^ 0x9e7a1ull, k);
           l = m_.pretrain_encoder(lab_batch.cv(), lab_labels.data());
         } else {
-          const auto idx = pre.next_indices();
-          for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
-          real_batch.from_host(host);
+          fill_real(pre.next_indices());
           l = m_.pretrain_encoder(real_batch.cv());
         }
         if (!std::isfinite(l)) throw numeric_error(fmt::format("cdgan-train: the pretraining loss is not finite at update {}", k));
@@ -270,12 +277,7 @@ class run {
       loader_.set_epoch(t / batches_per_epoch);
       std::span<const std::size_t> idx;
       for (std::size_t k = 0; k <= t % batches_per_epoch; ++k) idx = loader_.next_indices();
-      if (resident) {
-        resident->gather(idx.first(per_step), real_batch.v());
-      } else {
-        for (std::size_t b = 0; b < per_step; ++b) d.copy(idx[b], host.data() + b * image::size, image::size);
-        real_batch.from_host(host);
-      }
+      fill_real(idx);
       if (M) pick_labelled(o.seed ^ 0x1abe1ull, t);
       const auto r = m_.step(real_batch.cv(), lab_batch.cv(), M ? lab_labels.data() : nullptr);
       accumulate(avg, r, in_avg);
