@@ -131,6 +131,9 @@ split_data load_data(const settings& s) {
     throw value_error("cdgan-train: unknown dataset '" + s.p.dataset + "'");
   }
   d.classes = d.test.num_classes;
+  // --eval-samples: an evenly spaced subset (dSprites' test split is sorted, shape slowest, so its
+  // first images would all be squares)
+  if (s.eval_samples) d.test = d.test.evenly_spaced(s.eval_samples);
   return d;
 }
 
@@ -394,7 +397,7 @@ class run {
   nlohmann::json evaluate(const split_data& d) {
     const auto t_eval = std::chrono::steady_clock::now();
     const data::dataset& test = d.test;
-    const std::size_t n = s_.eval_samples ? std::min(s_.eval_samples, test.size()) : test.size();
+    const std::size_t n = test.size();  // --eval-samples has cut the split already (load_data)
     last_features_ = features(test.images.data(), n);
     eval::kmeans_options ko;
     ko.k = C;
@@ -797,7 +800,7 @@ int main(int argc, char** argv) {
     sub->add_option("--checkpoint", s.checkpoint, "checkpoint file (default: <out>/checkpoint.safetensors)");
     sub->add_option("--device", s.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
     sub->add_option("--threads", s.threads, "CPU threads (default: all cores)")->check(CLI::Range(0, 1024));
-    sub->add_option("--eval-samples", s.eval_samples, "test images to score (0: all)");
+    sub->add_option("--eval-samples", s.eval_samples, "test images to score, evenly spaced over the split (0: all)");
     sub->add_option("--kmeans-restarts", s.kmeans_restarts, "k-means restarts (best inertia wins)")->check(CLI::Range(1, 1000));
     if (std::string(cmd) != "sample")
       sub->add_option("--eval-features", s.eval_features,

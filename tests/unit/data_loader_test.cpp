@@ -209,6 +209,31 @@ TEST_CASE("class-balanced sampler: equal classes per batch, cycles through the s
     CHECK_THROWS_AS(class_balanced_sampler(std::vector<std::size_t>{1000}, labels, 1), argument_error);
 }
 
+TEST_CASE("dataset::evenly_spaced keeps images floor(i * size / n) and a sorted split's class mix") {
+    // labels sorted, as dSprites' test split is (shape slowest): 0 for images 0..39, 1 for 40..79, 2 after
+    auto d = toy(120, 3);
+    for (std::size_t i = 0; i < d.size(); ++i) d.labels[i] = static_cast<std::uint8_t>(i / 40);
+    const auto s = d.evenly_spaced(12);
+    REQUIRE(s.size() == 12);
+    REQUIRE(s.images.size() == 12 * 3);
+    s.validate();
+    for (std::size_t i = 0; i < 12; ++i) {
+        const std::size_t j = i * 10;  // floor(i * 120 / 12)
+        CHECK(s.images[i * 3] == float(j));
+        CHECK(s.images[i * 3 + 2] == -float(j));
+        CHECK(s.labels[i] == j / 40);
+    }
+    const auto counts = s.class_counts();
+    CHECK(counts == std::vector<std::size_t>{4, 4, 4});  // the first 12 images would all be class 0
+    CHECK(s.name == "toy[12 of 120]");
+    // a size that does not divide: 7 of 120 -> 0, 17, 34, 51, 68, 85, 102
+    const auto t = d.evenly_spaced(7);
+    REQUIRE(t.size() == 7);
+    CHECK(t.images[6 * 3] == 102.f);
+    CHECK(d.evenly_spaced(120).images == d.images);
+    CHECK(d.evenly_spaced(500).size() == 120);
+}
+
 TEST_CASE("device_dataset: uploaded in chunks, gathered by index, bad indices named") {
   using S = cdgan::shape<2, 3>;
   constexpr std::size_t n = 11;

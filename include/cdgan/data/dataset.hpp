@@ -12,7 +12,7 @@
 /// Requires: for `dataset`, `images.size() == labels.size() * channels * height * width`
 ///   (checked by `validate()`); labels are < `num_classes`.
 /// Ensures: `image(i)` is a view of sample i; `copy_sample(i, out)` writes exactly
-///   `sample_size()` floats to `out`.
+///   `sample_size()` floats to `out`; `evenly_spaced(n)` keeps images floor(i·size()/n).
 
 #include <cdgan/data/error.hpp>
 
@@ -76,6 +76,26 @@ struct dataset {
             if (l < counts.size()) ++counts[l];
         }
         return counts;
+    }
+    /// The n images at indices floor(i * size() / n), i < n, in order: an evenly spaced subset, so
+    /// that a split stored in order of its factors (dSprites: shape slowest) keeps its class mix.
+    /// n >= size() returns a copy. Named "<name>[n of size()]".
+    [[nodiscard]] dataset evenly_spaced(std::size_t n) const {
+        if (n >= size()) return *this;
+        dataset out;
+        out.name = name + "[" + std::to_string(n) + " of " + std::to_string(size()) + "]";
+        out.channels = channels;
+        out.height = height;
+        out.width = width;
+        out.num_classes = num_classes;
+        out.images.resize(n * sample_size());
+        out.labels.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t j = i * size() / n;
+            copy_sample(j, std::span<float>(out.images).subspan(i * sample_size(), sample_size()));
+            out.labels[i] = labels[j];
+        }
+        return out;
     }
     /// Throws `argument_error` when the sizes disagree or a label is >= num_classes.
     void validate() const {
