@@ -857,6 +857,8 @@ int main(int argc, char** argv) {
                           "E updates on real images alone before iteration 0, a crop as second view: labelled batches (supervised contrast) or, without labels, instance contrast (default 0)");
       ov.add<std::uint64_t>(*sub, "--e-hold", [](presets::preset& p) -> std::uint64_t& { return p.model.e_hold; },
                             "iterations at the start without E updates, as the authors' chain_step (default 0)");
+      ov.add<bool>(*sub, "--e-hold-content", [](presets::preset& p) -> bool& { return p.model.e_hold_content; },
+                   "with --e-hold: train the content head E_e alone on L_z during the hold, trunk and E_f fixed (not in the paper; default false)");
       ov.add<real>(*sub, "--crop-min-scale", [](presets::preset& p) -> real& { return p.model.crop_min_scale; }, "smallest crop area share for --two-views");
       sub->add_option("--positives", positives, "contrastive form: all (SupCon) or one (Eq. 3)")->check(CLI::IsMember({"all", "one"}));
     }

@@ -4,7 +4,7 @@
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
-#  losses, labelled anchors included); --e-pretrain / --e-hold; 4. bad input exits non-zero with a
+#  losses, labelled anchors included); --e-pretrain / --e-hold / --e-hold-content (resume exact); 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
@@ -116,6 +116,16 @@ assert [d['step'] for d in lines] == [0, 3], [d['step'] for d in lines]
 assert lines[0]['e_pretrain'] == 5 and all(math.isfinite(lines[0][k]) for k in ('acc', 'nmi', 'ari', 'pretrain_loss_last'))
 assert lines[1]['e_lc'] > 0, lines[1]['e_lc']
 PY
+# --e-hold-content: E_e alone trained during the hold; its optimiser state is in the checkpoint, so
+# 2 + 2 resumed iterations log what 4 uninterrupted ones do (resume in the middle of the hold)
+hold=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-hold 3 --e-hold-content true --eval-every 2)
+"$bin" train "${hold[@]}" --iterations 4 --out "$work/hc-a" > "$work/hc-a.log"
+"$bin" train "${hold[@]}" --iterations 2 --out "$work/hc-b" > "$work/hc-b.log"
+"$bin" train "${hold[@]}" --iterations 4 --out "$work/hc-b" --resume > "$work/hc-b2.log"
+ha=$(grep -E '^\[ +4/4\]' "$work/hc-a.log" | sed 's/.*ETA *[0-9]*s |//')
+hb=$(grep -E '^\[ +4/4\]' "$work/hc-b2.log" | sed 's/.*ETA *[0-9]*s |//')
+[[ -n "$ha" && "$ha" == "$hb" ]] || { echo "--e-hold-content: resume is not exact: '$ha' vs '$hb'"; exit 1; }
+grep -Eq '^\[ +2/4\].*E Lc 0\.000 Lz [1-9]' "$work/hc-a.log" || { echo "--e-hold-content: no L_z of E_e while held"; cat "$work/hc-a.log"; exit 1; }
 # without labels the pretraining is an instance contrast of real images
 "$bin" train "${small[@]}" --quality-samples 0 --e-pretrain 3 --iterations 1 --eval-every 1 --out "$work/pre-u" > "$work/pre-u.log"
 grep -q "E pretrained on the real images (instance contrast): 3 updates" "$work/pre-u.log" || { echo "unsupervised --e-pretrain did not run"; cat "$work/pre-u.log"; exit 1; }

@@ -278,6 +278,57 @@ TEST_CASE("model: E held for the first iterations, and E pretrained on real imag
   CHECK(q.steps() == 0);
 }
 
+TEST_CASE("model: e_hold_content trains E_e alone during the hold, then the full E optimiser takes over") {
+  rng data(14);
+  tensor<shape<1, 6, 6>> real_x(4);
+  model_options o = tiny_options();
+  o.e_hold = 40;
+  o.e_hold_content = true;
+  // G's learning rate 0: G stays as it is, so that only E_e can lower L_z
+  tiny m(o, optim::adam_options{}.lr(0.f).betas(0.5f, 0.9f), adam_opts(), optim::adam_options{}.lr(1e-2f).betas(0.5f, 0.9f));
+  const auto g_init = snapshot(m.generator());
+  // the trunk and E_f (head 0) apart from E_e (head 1)
+  auto part = [&](const std::string& prefix) {
+    std::vector<real> v;
+    m.encoder().for_each_parameter([&](nn::parameter_ref<cpu> p) {
+      if (p.name.rfind(prefix, 0) == 0) v.insert(v.end(), p.value, p.value + p.size);
+    });
+    REQUIRE(!v.empty());
+    return v;
+  };
+  const auto trunk0 = part("trunk."), f0 = part("head0.");
+  real first = 0, last = 0;
+  for (int it = 0; it < 40; ++it) {
+    real_x = data.uniform();
+    const auto ee = part("head1.");
+    auto r = m.step(real_x.cv());
+    CHECK(part("head1.") != ee);  // E_e moves in every held iteration
+    CHECK(r.e_lc == 0);           // no contrast update of E while held
+    CHECK(std::isfinite(r.e_lz));
+    if (it < 5) first += r.e_lz / 5;
+    if (it >= 35) last += r.e_lz / 5;
+  }
+  CHECK(part("trunk.") == trunk0);  // bit for bit: the heads' backward stopped at E_e
+  CHECK(part("head0.") == f0);
+  CHECK(snapshot(m.generator()) == g_init);
+  CHECK(last < 0.8f * first);  // E_e learns to read z (the gradient has the right sign)
+  real_x = data.uniform();
+  auto r = m.step(real_x.cv());  // iteration 40: the hold is over
+  CHECK(r.e_lc > 0);
+  CHECK(part("trunk.") != trunk0);
+  // the head's optimiser state is part of the model state (checkpoints) only when the option is on
+  auto names = [](auto& model) {
+    std::size_t n = 0;
+    model.for_each_state([&](const std::string& name, real*, std::size_t, const std::vector<std::size_t>&) {
+      n += name.rfind("E_e.optim.", 0) == 0 ? 1 : 0;
+    });
+    return n;
+  };
+  CHECK(names(m) > 0);
+  tiny plain(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  CHECK(names(plain) == 0);
+}
+
 TEST_CASE("model: the second view from a later iteration is the one-view run until then") {
   model_options o = tiny_options();
   o.two_views = true;

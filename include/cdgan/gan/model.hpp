@@ -111,6 +111,12 @@ struct model_options {
   /// fixed, G cannot co-adapt a code of its own with E and must draw what E reads in real images of
   /// the class. Pair it with `pretrain_encoder`.
   std::uint64_t e_hold = 0;
+  /// With `e_hold`: during the hold, the content head E_e alone is trained on β2·L_z (the trunk and
+  /// E_f stay as they are, bit for bit), so that L_z tells G from the start which z it drew instead
+  /// of comparing z with the output of an untrained head. Off by default (not in the paper or the
+  /// authors' code). E_e has an optimiser of its own for this (its state is in checkpoints as
+  /// "E_e.optim.*" when the option is on); the full E optimiser takes over after the hold.
+  bool e_hold_content = false;
   /// β1 schedule (not in the paper; off by default): L_c is off (β1 = 0, the ablation) for the
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
@@ -220,6 +226,7 @@ class model {
     g_opt_.emplace(g_, g_opt);
     d_opt_.emplace(d_, d_opt);
     e_opt_.emplace(e_, e_opt);
+    if (o_.e_hold_content && o_.e_hold > 0 && !joint && Objective::content) ee_opt_.emplace(e_.template head<1>(), e_opt);
   }
 
   const model_options& options() const { return o_; }
@@ -248,7 +255,10 @@ class model {
     r.two_views = two_views_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
     g_step(labelled, labels, r);
-    if (steps_ >= o_.e_hold) e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
+    if (steps_ >= o_.e_hold)
+      e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
+    else if (ee_opt_)
+      e_content_step(r);
     r.step = ++steps_;
     return r;
   }
@@ -306,6 +316,19 @@ class model {
     e_opt_->step();
   }
 
+  /// During the hold (model_options::e_hold_content): E_e alone on β2·L_z of batch_e generated
+  /// images, G and the trunk fixed — the heads' backward stops at E_e, so no trunk gradient is made.
+  void e_content_step(step_report& r) {
+    lat_.sample(o_.batch_e, o_.sigma, rng_, false);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    auto out = e_.forward(x, mode::train);
+    de_.resize(o_.batch_e);
+    r.e_lz = losses::content<shape<Z>, Device>(std::get<1>(out), lat_.z.cv(), de_.v());
+    de_.v() = de_.v() * o_.beta2;
+    e_.template head<1>().backward(de_.cv(), nn::grads::assign);
+    ee_opt_->step();
+  }
+
   /// One E update on real images alone, before Algorithm 1 (not in the paper): the all-positives
   /// contrast (τ) over [x; crop(x)], one random resized crop of the batch as in `two_views`. With
   /// `labels` (few labels) the labels are [y; y] — a supervised contrastive pretraining of E_f from
@@ -351,6 +374,10 @@ class model {
     net("G.", g_, *g_opt_);
     net("D.", d_, *d_opt_);
     net("E.", e_, *e_opt_);
+    if (ee_opt_)
+      ee_opt_->for_each_state([&](const std::string& name, real* data, std::size_t size) {
+        f("E_e.optim." + name, data, size, std::vector<std::size_t>{size});
+      });
   }
 
  private:
@@ -439,6 +466,7 @@ class model {
   critic_type d_;
   encoder_type e_;
   std::optional<optimiser_type> g_opt_, d_opt_, e_opt_;
+  std::optional<optimiser_type> ee_opt_;  // E_e alone, during the hold (model_options::e_hold_content)
   typename Objective::gan_loss gan_;
   losses::contrastive<f_dim, Device> lc_, lc_real_;
   losses::gradient_penalty<critic_type> gp_;
