@@ -327,6 +327,9 @@ TEST_CASE("model: e_hold_content trains E_e alone during the hold, then the full
   CHECK(names(m) > 0);
   tiny plain(tiny_options(), adam_opts(), adam_opts(), adam_opts());
   CHECK(names(plain) == 0);
+  model_options bad = tiny_options();
+  bad.e_hold_content = true;  // without a hold there is nothing to train E_e in
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("e_hold_content"), value_error);
 }
 
 TEST_CASE("model: the second view from a later iteration is the one-view run until then") {

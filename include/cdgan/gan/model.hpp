@@ -146,6 +146,7 @@ struct model_options {
     if (two_views && positives != losses::positives::all) fail("two_views needs the all-positives contrastive loss");
     if (two_views_start > 0 && !two_views) fail("two_views_start needs two_views");
     if (real_anchors && positives != losses::positives::all) fail("real_anchors needs the all-positives contrastive loss");
+    if (e_hold_content && e_hold == 0) fail("e_hold_content needs e_hold > 0 (it trains E_e during the hold)");
     if (!(real_contrast >= 0)) fail("real_contrast must be >= 0");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
