@@ -53,9 +53,9 @@ TEST_CASE("cpu gemm: every transpose, edge sizes, alpha and beta, against a doub
   struct dims {
     std::size_t m, n, k;
   };
-  // partial tiles in M (6) and N (16), K over several depth blocks (256), vectors, and large products
-  // that take the threaded path
-  for (dims d : {dims{1, 1, 1}, dims{5, 7, 3}, dims{6, 16, 8}, dims{13, 33, 300}, dims{1, 70, 9}, dims{70, 1, 9},
+  // partial tiles in M (6) and N (8, 16 or 32 by the build's vector width), K over several depth
+  // blocks (256), vectors, and large products that take the threaded path
+  for (dims d : {dims{1, 1, 1}, dims{5, 7, 3}, dims{6, 16, 8}, dims{12, 64, 40}, dims{13, 33, 300}, dims{1, 70, 9}, dims{70, 1, 9},
                  dims{130, 150, 520}, dims{64, 2100, 16}})
     for (int t = 0; t < 4; ++t) {
       const bool ta = t & 1, tb = t & 2;

@@ -284,8 +284,12 @@ void parallel_for(std::size_t n, std::size_t grain, const F& f) {
 // is packed into panels of MR rows, scaled by alpha), then the NR-wide micro-panels of B (jr) and the
 // MR-tall micro-panels of A (ir) meet in the MR×NR register-tile micro-kernel. The micro-kernel
 // keeps 2·MR vector accumulators; one k step is two vector loads of B, MR broadcasts of A and 2·MR
-// FMAs. With AVX2+FMA (compiled with -mavx2 -mfma or -march=native) a vector is 8 floats (6×16
-// tile); otherwise it is 4 floats (SSE, 6×8 tile), so the same code runs on every x86-64 build.
+// FMAs. With AVX-512F (compiled with -mavx512f or -march=native on such a CPU) a vector is 16 floats
+// (6×32 tile); with AVX2+FMA (-mavx2 -mfma) 8 floats (6×16 tile); otherwise 4 floats (SSE, 6×8
+// tile), so the same code runs on every x86-64 build. CDGAN_CPU_GEMM_AVX512=0 keeps the AVX2 tile
+// on an AVX-512 build (the benchmarks compare the two). A CPU that runs 512-bit FMAs at full width
+// (Zen 5, Intel server cores) doubles its FMA rate with the wider tile; Zen 4 splits them in two
+// halves, so there it changes only the instruction count (docs/performance.md).
 //
 // Threads: the work is cut into independent tasks along the longer of M and N (each task packs its
 // own operands, so there is no barrier inside a GEMM and a descheduled thread delays only its own
@@ -293,7 +297,26 @@ void parallel_for(std::size_t n, std::size_t grain, const F& f) {
 // the number of threads or tasks: results do not depend on the thread count.
 // ---------------------------------------------------------------------------------------------
 
-#if defined(__AVX2__) && defined(__FMA__)
+#ifndef CDGAN_CPU_GEMM_AVX512
+#if defined(__AVX512F__)
+#define CDGAN_CPU_GEMM_AVX512 1
+#else
+#define CDGAN_CPU_GEMM_AVX512 0
+#endif
+#endif
+
+#if CDGAN_CPU_GEMM_AVX512 && defined(__AVX512F__)
+using vec = __m512;
+inline constexpr std::size_t vw = 16;
+inline vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline vec vload_aligned(const float* p) { return _mm512_load_ps(p); }
+inline void vstore(float* p, vec v) { _mm512_storeu_ps(p, v); }
+inline vec vsplat(float s) { return _mm512_set1_ps(s); }
+inline vec vzero() { return _mm512_setzero_ps(); }
+inline vec vfma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline vec vadd(vec a, vec b) { return _mm512_add_ps(a, b); }
+inline vec vmul(vec a, vec b) { return _mm512_mul_ps(a, b); }
+#elif defined(__AVX2__) && defined(__FMA__)
 using vec = __m256;
 inline constexpr std::size_t vw = 8;
 inline vec vload(const float* p) { return _mm256_loadu_ps(p); }
