@@ -312,6 +312,7 @@ class run {
         j["beta1"] = r.beta1;
         j["two_views"] = r.two_views;
         j["e_real"] = r.e_real;
+        j["e_im"] = r.e_im;
         j["d_loss"] = r.d_loss;
         j["g_lc"] = r.g_lc;
         j["e_lc"] = r.e_lc;
@@ -851,6 +852,8 @@ int main(int argc, char** argv) {
                             "with --two-views: iterations with one view before the second is added (not in the paper; default 0)");
       ov.add<real>(*sub, "--real-contrast", [](presets::preset& p) -> real& { return p.model.real_contrast; },
                    "weight of an instance contrast of real images (a crop as positive) in the E step (not in the paper; default 0)");
+      ov.add<real>(*sub, "--real-clustering", [](presets::preset& p) -> real& { return p.model.real_clustering; },
+                   "weight of an information-maximisation term in the E step: real images assigned confidently and evenly to the codes' prototypes (not in the paper; default 0)");
       ov.add<bool>(*sub, "--real-anchors", [](presets::preset& p) -> bool& { return p.model.real_anchors; },
                    "few labels: the labelled real images are anchors of L_c too, as in the authors' code (default false: Eq. 7)");
       ov.add<std::size_t>(*sub, "--e-pretrain", [](presets::preset& p) -> std::size_t& { return p.e_pretrain; },

@@ -424,3 +424,38 @@ TEST_CASE_TEMPLATE("baselines: ClusterGAN and InfoGAN train G and E jointly on t
     CHECK(std::isfinite(s.d_loss));
   }
 }
+
+TEST_CASE("model: the clustering term on real images trains E only, and E lowers it") {
+  model_options o = tiny_options();
+  o.real_clustering = 3;
+  tiny with(o, adam_opts(), adam_opts(), adam_opts()), plain(tiny_options(), adam_opts(), adam_opts(), adam_opts());
+  rng data(11);
+  tensor<shape<1, 6, 6>> real_x(4);
+  real_x = data.uniform();
+  auto rw = with.step(real_x.cv());
+  auto rp = plain.step(real_x.cv());
+  // first iteration: D and G steps are the plain run's (E not yet changed); the E steps differ
+  CHECK(rw.d_loss == rp.d_loss);
+  CHECK(rw.g_lc == rp.g_lc);
+  CHECK(snapshot(with.generator()) == snapshot(plain.generator()));
+  CHECK(snapshot(with.critic()) == snapshot(plain.critic()));
+  CHECK(snapshot(with.encoder()) != snapshot(plain.encoder()));
+  CHECK(rp.e_im == 0);
+  CHECK(rw.e_real == 0);  // no instance contrast asked for
+  CHECK(rw.e_im >= -std::log(3.f) - 1e-5f);  // 3 codes: −log 3 ≤ L ≤ log 3
+  CHECK(rw.e_im <= std::log(3.f) + 1e-5f);
+  // L_c of the generated rows is computed on those rows alone: the same value as without the real rows
+  CHECK(rw.e_lc == doctest::Approx(rp.e_lc).epsilon(1e-6));
+  // E steps on one fixed real batch: the term falls (each real image drawn to one code's prototype)
+  step_report r;
+  real first = 0, last = 0;
+  for (int it = 0; it < 60; ++it) {
+    with.e_step({}, nullptr, r, real_x.cv());
+    if (it < 5) first += r.e_im / 5;
+    if (it >= 55) last += r.e_im / 5;
+  }
+  CHECK(last < first - 0.1f);
+  model_options bad = tiny_options();
+  bad.real_clustering = -1;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("real_clustering"), value_error);
+}

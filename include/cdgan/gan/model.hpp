@@ -98,6 +98,14 @@ struct model_options {
   /// of real images depend on the real images, which L_c alone, trained on generated images only,
   /// does not (docs/results.md, sixth session). G never sees this term.
   real real_contrast = 0;
+  /// Weight γ of an information-maximisation term on real images in the E step (not in the paper; 0,
+  /// off, by default; losses/information.hpp): the critic's first real batch is assigned, softly at
+  /// temperature τ, to the codes' prototypes (the normalised mean E_f of the generated images of
+  /// each code in the same E batch), and E is asked to make each real image's assignment confident
+  /// and the assignments balanced over the codes. Generated images with their codes are the labelled
+  /// source, real images the unlabelled target: it asks E to cluster real images around what it
+  /// learnt to tell apart in generated ones. G never sees this term.
+  real real_clustering = 0;
   /// Few labels: the labelled real rows are anchors of L_c too (not only contrast points), each with
   /// the generated images of its class and the other labelled images of it as positives — the
   /// authors' code, whose SupConLoss runs over all rows. Off by default: in the paper (Eq. 7) the
@@ -148,6 +156,7 @@ struct model_options {
     if (real_anchors && positives != losses::positives::all) fail("real_anchors needs the all-positives contrastive loss");
     if (e_hold_content && e_hold == 0) fail("e_hold_content needs e_hold > 0 (it trains E_e during the hold)");
     if (!(real_contrast >= 0)) fail("real_contrast must be >= 0");
+    if (!(real_clustering >= 0)) fail("real_clustering must be >= 0");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
 };
@@ -181,6 +190,7 @@ struct step_report {
   bool two_views = false;  ///< whether this iteration contrasted a second view (model_options::two_views_at)
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
   real e_real = 0;  ///< the instance contrast of real images (model_options::real_contrast), unweighted
+  real e_im = 0;  ///< the information-maximisation term on real images (model_options::real_clustering), unweighted
 };
 
 template <class G, class D, class E, class Objective = objective::wgan_gp, template <class> class Optimiser = optim::adam,
@@ -305,15 +315,16 @@ class model {
     if (joint && (beta1_ > 0 || o_.beta2 > 0)) e_opt_->step();
   }
 
-  /// Encoder update with G fixed; `unlabelled`: real images for the instance contrast
-  /// (model_options::real_contrast; ignored when that is 0).
+  /// Encoder update with G fixed; `unlabelled`: real images for the instance contrast and the
+  /// clustering term (model_options::real_contrast, real_clustering; ignored when both are 0).
   void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r,
               cview<image_shape, Device> unlabelled = {}) {
     if (joint || !(beta1_ > 0 || o_.beta2 > 0)) return;
     lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
     auto x = g_.forward(lat_.zc.cv(), mode::train);
-    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, o_.real_contrast > 0 ? unlabelled : cview<image_shape, Device>{},
-                   &r.e_real);
+    const bool reals = o_.real_contrast > 0 || o_.real_clustering > 0;
+    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, reals ? unlabelled : cview<image_shape, Device>{},
+                   &r.e_real, &r.e_im);
     e_opt_->step();
   }
 
@@ -382,15 +393,18 @@ class model {
   }
 
  private:
-  /// E forward on [x; crop(x); l; crop(l); u; crop(u)] (the crops with two_views; l: the labelled
-  /// images), β1·L_c + β2·L_z (+ γ·instance contrast of the real images u), E backward with `g`;
-  /// returns dL/d[...] (the first x.batch rows are the gradient with respect to x).
+  /// E forward on [x; crop(x); l; crop(l); u; crop(u)] (the crops of x and l with two_views, of u
+  /// with real_contrast; l: the labelled images), β1·L_c + β2·L_z (+ γ·instance contrast and
+  /// γ'·clustering term of the real images u), E backward with `g`; returns dL/d[...] (the first
+  /// x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
                                             const real* labels, real& lc, real& lz, nn::grads g,
-                                            cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr) {
+                                            cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr,
+                                            real* clustering_loss = nullptr) {
     const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
     const std::size_t U = unlabelled.empty() ? 0 : unlabelled.batch, Q = V * (B + M);  // Q: rows of L_c
-    const std::size_t R = Q + 2 * U, anchors = o_.real_anchors ? Q : V * B;
+    const std::size_t UV = U && o_.real_contrast > 0 ? 2 : 1;  // views of u
+    const std::size_t R = Q + UV * U, anchors = o_.real_anchors ? Q : V * B;
     xe_.resize(R);
     ce_.resize(R);
     backend<Device>::copy(xe_.data(), x.ptr, x.size());
@@ -403,7 +417,7 @@ class model {
     }
     if (U) {
       backend<Device>::copy(xe_.data() + Q * image_shape::size, unlabelled.ptr, unlabelled.size());
-      random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
+      if (UV == 2) random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
     }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(R);
@@ -414,11 +428,20 @@ class model {
     else
       lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), anchors, dfq) : real(0);
     dfq = dfq * beta1_;
-    if (U) {
+    if (UV == 2) {
       auto dfu = df_.v().slice(Q, 2 * U);
       const real li = lc_real_(f.slice(Q, 2 * U), instance_ids(U), 2 * U, dfu);
       if (instance_loss) *instance_loss = li;
       dfu = dfu * o_.real_contrast;
+    } else if (U) {
+      df_.v().slice(Q, U) = 0.f;
+    }
+    if (U && o_.real_clustering > 0) {  // on the uncropped real rows, prototypes from the generated rows
+      dim_.resize(U);
+      const real li = im_(f.slice(0, V * B), ce_.data(), f.slice(Q, U), dim_.v());
+      if (clustering_loss) *clustering_loss = li;
+      auto dfu = df_.v().slice(Q, U);
+      dfu += dim_.cv() * o_.real_clustering;
     }
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
@@ -470,11 +493,12 @@ class model {
   std::optional<optimiser_type> ee_opt_;  // E_e alone, during the hold (model_options::e_hold_content)
   typename Objective::gan_loss gan_;
   losses::contrastive<f_dim, Device> lc_, lc_real_;
+  losses::prototype_information<f_dim, c_dim, Device> im_{o_.tau};
   losses::gradient_penalty<critic_type> gp_;
   latent_batch<Z, C, Device> lat_;
   tensor<image_shape, Device> xd_, dx_, xe_;
   tensor<shape<1>, Device> dlogit_, ce_, ce_work_, instance_ids_;
-  tensor<feature_shape, Device> df_;
+  tensor<feature_shape, Device> df_, dim_;
   tensor<shape<Z>, Device> de_;
 };
 

@@ -4,5 +4,6 @@
 #include "adversarial.hpp"
 #include "content.hpp"
 #include "contrastive.hpp"
+#include "information.hpp"
 #include "gradient_penalty.hpp"
 #include "loss.hpp"
