@@ -313,6 +313,7 @@ class run {
         j["two_views"] = r.two_views;
         j["e_real"] = r.e_real;
         j["e_im"] = r.e_im;
+        j["e_sat"] = r.e_sat;
         j["d_loss"] = r.d_loss;
         j["g_lc"] = r.g_lc;
         j["e_lc"] = r.e_lc;
@@ -854,6 +855,14 @@ int main(int argc, char** argv) {
                    "weight of an instance contrast of real images (a crop as positive) in the E step (not in the paper; default 0)");
       ov.add<real>(*sub, "--real-clustering", [](presets::preset& p) -> real& { return p.model.real_clustering; },
                    "weight of an information-maximisation term in the E step: real images assigned confidently and evenly to the codes' prototypes (not in the paper; default 0)");
+      ov.add<real>(*sub, "--real-consistency", [](presets::preset& p) -> real& { return p.model.real_consistency; },
+                   "with --real-clustering: weight of a consistency term, each real image's assignment against that of an affine distortion of it (not in the paper; default 0)");
+      ov.add<real>(*sub, "--affine-degrees", [](presets::preset& p) -> real& { return p.model.affine_degrees; },
+                   "with --real-consistency: largest rotation of the distortion, degrees (default 15)");
+      ov.add<real>(*sub, "--affine-scale", [](presets::preset& p) -> real& { return p.model.affine_scale; },
+                   "with --real-consistency: scale within 1 +- this (default 0.1)");
+      ov.add<real>(*sub, "--affine-shift", [](presets::preset& p) -> real& { return p.model.affine_shift; },
+                   "with --real-consistency: shift within +- this fraction of the side (default 0.08)");
       ov.add<bool>(*sub, "--real-anchors", [](presets::preset& p) -> bool& { return p.model.real_anchors; },
                    "few labels: the labelled real images are anchors of L_c too, as in the authors' code (default false: Eq. 7)");
       ov.add<std::size_t>(*sub, "--e-pretrain", [](presets::preset& p) -> std::size_t& { return p.e_pretrain; },

@@ -176,6 +176,86 @@ TEST_CASE("prototype information loss: value against its definition, gradient ag
   CHECK_THROWS_AS(im(none.cv(), c.data(), fr.cv(), df.v()), shape_error);
 }
 
+namespace {
+/// Soft assignments (double) of the rows of fr to the prototypes of fg's codes (the definition in
+/// losses/information.hpp), one row of K per real row.
+std::vector<double> reference_assignments(const std::vector<real>& fg, const std::vector<real>& codes,
+                                          const std::vector<real>& fr, std::size_t D, std::size_t K, double tau) {
+  auto normalised = [&](const std::vector<real>& f) {
+    std::vector<double> u(f.begin(), f.end());
+    for (std::size_t r = 0; r < f.size() / D; ++r) {
+      double n = 0;
+      for (std::size_t d = 0; d < D; ++d) n += u[r * D + d] * u[r * D + d];
+      for (std::size_t d = 0; d < D; ++d) u[r * D + d] /= std::sqrt(n);
+    }
+    return u;
+  };
+  const auto ug = normalised(fg), ur = normalised(fr);
+  std::vector<double> mu(K * D, 0.0);
+  for (std::size_t i = 0; i < codes.size(); ++i)
+    for (std::size_t d = 0; d < D; ++d) mu[std::size_t(codes[i]) * D + d] += ug[i * D + d];
+  for (std::size_t k = 0; k < K; ++k) {
+    double n = 0;
+    for (std::size_t d = 0; d < D; ++d) n += mu[k * D + d] * mu[k * D + d];
+    for (std::size_t d = 0; d < D && n > 0; ++d) mu[k * D + d] /= std::sqrt(n);
+  }
+  const std::size_t U = fr.size() / D;
+  std::vector<double> p(U * K);
+  for (std::size_t i = 0; i < U; ++i) {
+    double z = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      double s = 0;
+      for (std::size_t d = 0; d < D; ++d) s += ur[i * D + d] * mu[k * D + d];
+      z += p[i * K + k] = std::exp(s / tau);
+    }
+    for (std::size_t k = 0; k < K; ++k) p[i * K + k] /= z;
+  }
+  return p;
+}
+}  // namespace
+
+TEST_CASE("prototype consistency (SAT) term: value against its definition, gradient against finite differences") {
+  constexpr std::size_t D = 5, K = 4;
+  const std::size_t N = 12, U = 7;
+  const std::vector<real> codes = {0, 1, 2, 3, 1, 2, 0, 1, 2, 3, 1, 1};
+  rng g(21);
+  tensor<shape<D>> fg(N), fr(U), fa(U), df(U), da(U), scratch(U);
+  fg = g.normal();
+  fr = g.normal();
+  fa = g.normal() * 0.4f;  // the perturbed rows: unrelated to fr here, so the term is far from 0
+  tensor<shape<1>> c(N);
+  c.from_host(codes);
+  losses::prototype_information<D, K, cpu> im(0.25f);
+  // before any call there are no targets
+  CHECK_THROWS_AS(im.consistency(fa.cv(), da.v()), shape_error);
+  im(fg.cv(), c.data(), fr.cv(), df.v());
+  const real v = im.consistency(fa.cv(), da.v());
+  const auto p = reference_assignments(fg.to_host(), codes, fr.to_host(), D, K, 0.25);
+  const auto q = reference_assignments(fg.to_host(), codes, fa.to_host(), D, K, 0.25);
+  double kl = 0;
+  for (std::size_t i = 0; i < U * K; ++i) kl += p[i] * std::log(p[i] / q[i]) / double(U);
+  CHECK(kl > 0.05);
+  CHECK(v == doctest::Approx(kl).epsilon(1e-4));
+  auto grad = da.to_host();
+  double largest = 0;
+  for (real x : grad) largest = std::max(largest, double(std::fabs(x)));
+  CHECK(largest > 0.05);
+  // the targets are those of the last operator() call: re-running it on fr before each evaluation
+  // keeps them fixed while fa moves
+  auto value = [&]() -> double {
+    im(fg.cv(), c.data(), fr.cv(), scratch.v());
+    return im.consistency(fa.cv(), scratch.v());
+  };
+  auto r = testing::check_gradient("SAT perturbed features", fa.data(), fa.size(), value, grad.data());
+  CHECK_MESSAGE(r.ok, r.message);
+  // the same rows as the targets: KL = 0, and no gradient
+  im(fg.cv(), c.data(), fr.cv(), df.v());
+  CHECK(std::fabs(im.consistency(fr.cv(), da.v())) < 1e-6f);
+  for (real x : da.to_host()) CHECK(std::fabs(x) < 1e-6f);
+  tensor<shape<D>> fewer(U - 1), dfewer(U - 1);
+  CHECK_THROWS_AS(im.consistency(fewer.cv(), dfewer.v()), shape_error);
+}
+
 TEST_CASE("content loss L_z and cross-entropy") {
   rng g(9);
   tensor<shape<4>> e(3), z(3), de(3), tmp(3);

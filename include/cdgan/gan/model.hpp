@@ -106,6 +106,16 @@ struct model_options {
   /// source, real images the unlabelled target: it asks E to cluster real images around what it
   /// learnt to tell apart in generated ones. G never sees this term.
   real real_clustering = 0;
+  /// Weight of a self-augmented consistency term on the same real images (not in the paper; 0, off,
+  /// by default; needs real_clustering; IMSAT's SAT term, losses/information.hpp): each real image
+  /// gets its own random affine distortion (rotation within ±affine_degrees, scale within
+  /// 1 ± affine_scale, shift within ±affine_shift of the side, bilinear, zero outside), and E is asked
+  /// to assign the distorted image to the codes' prototypes as it assigns the original
+  /// (KL(p ‖ p′), the original's assignment the target). The clustering term alone is met by any
+  /// confident, balanced split of real images, by stroke or slant as well as by class; this one
+  /// makes splits that a small distortion changes cost something. G never sees the term.
+  real real_consistency = 0;
+  real affine_degrees = 15, affine_scale = 0.1f, affine_shift = 0.08f;
   /// Few labels: the labelled real rows are anchors of L_c too (not only contrast points), each with
   /// the generated images of its class and the other labelled images of it as positives — the
   /// authors' code, whose SupConLoss runs over all rows. Off by default: in the paper (Eq. 7) the
@@ -157,6 +167,12 @@ struct model_options {
     if (e_hold_content && e_hold == 0) fail("e_hold_content needs e_hold > 0 (it trains E_e during the hold)");
     if (!(real_contrast >= 0)) fail("real_contrast must be >= 0");
     if (!(real_clustering >= 0)) fail("real_clustering must be >= 0");
+    if (!(real_consistency >= 0)) fail("real_consistency must be >= 0");
+    if (real_consistency > 0 && !(real_clustering > 0))
+      fail("real_consistency needs real_clustering > 0 (it compares assignments to the same prototypes)");
+    if (!(affine_degrees >= 0 && affine_degrees <= 180)) fail("affine_degrees must be in [0, 180]");
+    if (!(affine_scale >= 0 && affine_scale < 1)) fail("affine_scale must be in [0, 1)");
+    if (!(affine_shift >= 0 && affine_shift <= 1)) fail("affine_shift must be in [0, 1]");
     if (!(crop_min_scale > 0 && crop_min_scale <= 1)) fail("crop_min_scale must be in (0, 1]");
   }
 };
@@ -181,6 +197,30 @@ struct resized_crop {
     return (1 - fy) * ((1 - fx) * p[y0 * W + x0] + fx * p[y0 * W + x1]) + fy * ((1 - fx) * p[y1 * W + x0] + fx * p[y1 * W + x1]);
   }
 };
+
+/// A per-image affine warp of C×H×W images: output pixel (y, x) of image n samples image n at
+/// (a·u + b·v + tx, c·u + d·v + ty) + centre, where (u, v) is the output pixel's centre relative to
+/// the image centre and theta + 6n holds (a, b, tx, c, d, ty); bilinear, zero outside the image.
+template <std::size_t C, std::size_t H, std::size_t W>
+struct affine_warp {
+  const real* x;
+  const real* theta;
+  CDGAN_HOST_DEVICE real operator()(std::size_t k) const {
+    const std::size_t plane = k / (H * W), yx = k % (H * W), y = yx / W, xo = yx % W;
+    const real* t = theta + 6 * (plane / C);
+    const real u = static_cast<real>(xo) + real(0.5) - real(W) / 2, v = static_cast<real>(y) + real(0.5) - real(H) / 2;
+    const real sx = t[0] * u + t[1] * v + t[2] + real(W) / 2 - real(0.5);
+    const real sy = t[3] * u + t[4] * v + t[5] + real(H) / 2 - real(0.5);
+    if (!(sx > real(-1) && sx < real(W) && sy > real(-1) && sy < real(H))) return 0;
+    const int x0 = sx < 0 ? -1 : static_cast<int>(sx), y0 = sy < 0 ? -1 : static_cast<int>(sy);
+    const real fx = sx - static_cast<real>(x0), fy = sy - static_cast<real>(y0);
+    const real* p = x + plane * H * W;
+    auto at = [&](int yy, int xx) -> real {
+      return yy >= 0 && xx >= 0 && yy < int(H) && xx < int(W) ? p[std::size_t(yy) * W + std::size_t(xx)] : real(0);
+    };
+    return (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+  }
+};
 }  // namespace detail
 
 /// Losses of one iteration (host values, for logging).
@@ -191,6 +231,7 @@ struct step_report {
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
   real e_real = 0;  ///< the instance contrast of real images (model_options::real_contrast), unweighted
   real e_im = 0;  ///< the information-maximisation term on real images (model_options::real_clustering), unweighted
+  real e_sat = 0;  ///< the consistency term of distorted real images (model_options::real_consistency), unweighted
 };
 
 template <class G, class D, class E, class Objective = objective::wgan_gp, template <class> class Optimiser = optim::adam,
@@ -324,7 +365,7 @@ class model {
     auto x = g_.forward(lat_.zc.cv(), mode::train);
     const bool reals = o_.real_contrast > 0 || o_.real_clustering > 0;
     encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, reals ? unlabelled : cview<image_shape, Device>{},
-                   &r.e_real, &r.e_im);
+                   &r.e_real, &r.e_im, &r.e_sat);
     e_opt_->step();
   }
 
@@ -393,17 +434,19 @@ class model {
   }
 
  private:
-  /// E forward on [x; crop(x); l; crop(l); u; crop(u)] (the crops of x and l with two_views, of u
-  /// with real_contrast; l: the labelled images), β1·L_c + β2·L_z (+ γ·instance contrast and
-  /// γ'·clustering term of the real images u), E backward with `g`; returns dL/d[...] (the first
-  /// x.batch rows are the gradient with respect to x).
+  /// E forward on [x; crop(x); l; crop(l); u; u′] (the crops of x and l with two_views; l: the
+  /// labelled images; u′ with real_contrast or real_consistency: a per-image affine distortion of u
+  /// with real_consistency, else one crop of u), β1·L_c + β2·L_z (+ γ·instance contrast of [u; u′],
+  /// γ'·clustering term of u and γ''·consistency of u′), E backward with `g`; returns dL/d[...] (the
+  /// first x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
                                             const real* labels, real& lc, real& lz, nn::grads g,
                                             cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr,
-                                            real* clustering_loss = nullptr) {
+                                            real* clustering_loss = nullptr, real* consistency_loss = nullptr) {
     const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
     const std::size_t U = unlabelled.empty() ? 0 : unlabelled.batch, Q = V * (B + M);  // Q: rows of L_c
-    const std::size_t UV = U && o_.real_contrast > 0 ? 2 : 1;  // views of u
+    const bool sat = U && o_.real_consistency > 0 && o_.real_clustering > 0;
+    const std::size_t UV = U && (o_.real_contrast > 0 || sat) ? 2 : 1;  // views of u
     const std::size_t R = Q + UV * U, anchors = o_.real_anchors ? Q : V * B;
     xe_.resize(R);
     ce_.resize(R);
@@ -417,7 +460,10 @@ class model {
     }
     if (U) {
       backend<Device>::copy(xe_.data() + Q * image_shape::size, unlabelled.ptr, unlabelled.size());
-      if (UV == 2) random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
+      if (sat)
+        random_affine(unlabelled, xe_.v().slice(Q + U, U));
+      else if (UV == 2)
+        random_resized_crop(unlabelled, xe_.v().slice(Q + U, U));
     }
     auto [f, e] = e_.forward(xe_.cv(), mode::train);
     df_.resize(R);
@@ -428,20 +474,26 @@ class model {
     else
       lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), anchors, dfq) : real(0);
     dfq = dfq * beta1_;
-    if (UV == 2) {
+    if (UV == 2 && o_.real_contrast > 0) {
       auto dfu = df_.v().slice(Q, 2 * U);
       const real li = lc_real_(f.slice(Q, 2 * U), instance_ids(U), 2 * U, dfu);
       if (instance_loss) *instance_loss = li;
       dfu = dfu * o_.real_contrast;
     } else if (U) {
-      df_.v().slice(Q, U) = 0.f;
+      df_.v().slice(Q, UV * U) = 0.f;
     }
-    if (U && o_.real_clustering > 0) {  // on the uncropped real rows, prototypes from the generated rows
+    if (U && o_.real_clustering > 0) {  // on the undistorted real rows, prototypes from the generated rows
       dim_.resize(U);
       const real li = im_(f.slice(0, V * B), ce_.data(), f.slice(Q, U), dim_.v());
       if (clustering_loss) *clustering_loss = li;
       auto dfu = df_.v().slice(Q, U);
       dfu += dim_.cv() * o_.real_clustering;
+      if (sat) {  // the distorted rows against the same prototypes, the undistorted assignments as targets
+        const real ls = im_.consistency(f.slice(Q + U, U), dim_.v());
+        if (consistency_loss) *consistency_loss = ls;
+        auto dfa = df_.v().slice(Q + U, U);
+        dfa += dim_.cv() * o_.real_consistency;
+      }
     }
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
@@ -458,6 +510,24 @@ class model {
       instance_ids_.from_host(ids);
     }
     return instance_ids_.data();
+  }
+
+  /// An affine distortion of its own for every image (model_options::affine_*), drawn from rng_.
+  void random_affine(cview<image_shape, Device> x, view<image_shape, Device> out) {
+    static_assert(image_shape::rank == 3, "cdgan::model: real_consistency needs image shapes <C, H, W>");
+    constexpr std::size_t C = image_shape::dims[0], H = image_shape::dims[1], W = image_shape::dims[2];
+    auto sym = [&] { return 2 * static_cast<double>(rng_.next_index(1u << 24)) / double(1u << 24) - 1; };
+    affine_host_.resize(6 * x.batch);
+    for (std::size_t n = 0; n < x.batch; ++n) {
+      const double a = sym() * o_.affine_degrees * 3.14159265358979323846 / 180, s = 1 + sym() * o_.affine_scale;
+      real* t = affine_host_.data() + 6 * n;
+      t[0] = static_cast<real>(s * std::cos(a)), t[1] = static_cast<real>(-s * std::sin(a));
+      t[2] = static_cast<real>(sym() * o_.affine_shift * W);
+      t[3] = static_cast<real>(s * std::sin(a)), t[4] = static_cast<real>(s * std::cos(a));
+      t[5] = static_cast<real>(sym() * o_.affine_shift * H);
+    }
+    affine_.from_host(affine_host_);
+    out = cdgan::generate<Device>(detail::affine_warp<C, H, W>{x.ptr, affine_.data()});
   }
 
   /// One random resized crop (torchvision's RandomResizedCrop parameters) applied to the whole batch.
@@ -498,6 +568,8 @@ class model {
   latent_batch<Z, C, Device> lat_;
   tensor<image_shape, Device> xd_, dx_, xe_;
   tensor<shape<1>, Device> dlogit_, ce_, ce_work_, instance_ids_;
+  tensor<shape<6>, Device> affine_;  // per-image distortions (random_affine)
+  std::vector<real> affine_host_;
   tensor<feature_shape, Device> df_, dim_;
   tensor<shape<Z>, Device> de_;
 };

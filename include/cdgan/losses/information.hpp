@@ -16,6 +16,15 @@
 ///
 /// Ensures: `operator()` returns L and writes dL/df_real (U rows).
 ///
+/// Self-augmented consistency (IMSAT's SAT term; `model_options::real_consistency`). After
+/// `operator()`, `consistency(f_aug, df_aug)` takes E_f of a perturbed copy of the same U real images
+/// (row i a distortion of row i) and returns
+///     L_sat = (1/U) Σ_i KL(p_i ‖ p′_i),
+/// p′_i the assignment of the perturbed row to the same prototypes; p_i is the target (no gradient
+/// reaches it), dL_sat/ds′_ik = (p′_ik − p_ik) / U. IM alone is satisfied by any confident, balanced
+/// split of the real images — by stroke width or slant as well as by digit; the consistency term
+/// makes a split that a small rotation, scaling or shift of the image changes cost something.
+///
 /// @code
 /// @inproceedings{hu2017imsat, title={Learning discrete representations via information maximizing
 ///   self-augmented training}, author={Hu, Weihua and others}, booktitle={ICML}, year={2017}}
@@ -101,6 +110,8 @@ class prototype_information {
     real host[2];
     device_memory<Device>::to_host(host, tot_.data(), sizeof host);
     pb_ = log(max(pb_, 1e-30f));
+    target_.resize(U * K);  // p, kept for consistency()
+    B::copy(target_.data(), p_.data(), U * K);
     // dL/ds_ij = (1/U) p_ij [ −(log p_ij + H_i) + log p̄_j − Σ_k p_ik log p̄_k ]
     B::template reduce<reduction::sum>(q_.data(), 1, U, K, p_ * per_col(pb_), 0);
     p_ = (1.f / static_cast<real>(U)) * p_ * (per_col(pb_) - s_ - per_row(h_) - per_row(q_));
@@ -109,6 +120,33 @@ class prototype_information {
     B::template reduce<reduction::sum>(rdot_.data(), 1, U, D, du_ * ur_, 0);
     df_real = (du_ - ur_ * per_sample<D, Device>(rdot_.data(), U)) * per_sample<D, Device>(rr_.data(), U);
     return host[0] / static_cast<real>(U) + host[1];
+  }
+
+  /// L_sat of the perturbed copies `f_aug` of the real rows of the last `operator()` call (same
+  /// order, same prototypes); df_aug receives dL_sat/df_aug. Returns L_sat ≥ 0.
+  real consistency(cview<shape<D>, Device> f_aug, view<shape<D>, Device> df_aug) {
+    const std::size_t U = f_aug.batch;
+    if (U == 0 || target_.batch() != U * K)
+      throw shape_error("cdgan: prototype information: consistency needs the " + std::to_string(target_.batch() / K) +
+                        " rows of the last call, got " + std::to_string(U));
+    require_same_batch("prototype consistency (perturbed features vs gradient)", U, df_aug.batch);
+    using B = backend<Device>;
+    normalise(f_aug, rr_, ur_);
+    B::gemm(false, true, U, K, D, inv_t_, ur_.data(), mu_.data(), 0, s_.data());
+    B::template reduce<reduction::max>(m_.data(), 1, U, K, s_.as_expr(), 0);
+    p_ = exp(s_ - per_row(m_));
+    B::template reduce<reduction::sum>(z_.data(), 1, U, K, p_.as_expr(), 0);
+    s_ = s_ - per_row(m_) - log(per_row(z_));  // log p′
+    p_ = p_ / per_row(z_);
+    B::template reduce<reduction::sum>(tot_.data(), 1, 1, U * K,
+                                       where(target_ > 0.f, target_ * (log(max(target_, 1e-30f)) - s_), 0.f), 0);
+    real host = 0;
+    device_memory<Device>::to_host(&host, tot_.data(), sizeof host);
+    p_ = (p_ - target_) * (1.f / static_cast<real>(U));
+    B::gemm(false, false, U, D, K, inv_t_, p_.data(), mu_.data(), 0, du_.data());
+    B::template reduce<reduction::sum>(rdot_.data(), 1, U, D, du_ * ur_, 0);
+    df_aug = (du_ - ur_ * per_sample<D, Device>(rdot_.data(), U)) * per_sample<D, Device>(rr_.data(), U);
+    return host / static_cast<real>(U);
   }
 
  private:
@@ -124,7 +162,7 @@ class prototype_information {
 
   real inv_t_;
   tensor<shape<D>, Device> ug_, ur_, du_, mu_;
-  tensor<shape<1>, Device> rg_, rr_, rdot_, y_, mn_, s_, p_, m_, z_, h_, q_, pb_, tot_;
+  tensor<shape<1>, Device> rg_, rr_, rdot_, y_, mn_, s_, p_, m_, z_, h_, q_, pb_, tot_, target_;
 };
 
 }  // namespace cdgan::losses
