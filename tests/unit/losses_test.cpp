@@ -103,80 +103,6 @@ TEST_CASE("contrastive loss: an anchor without positives contributes nothing, ne
 }
 
 namespace {
-/// Direct evaluation of the prototype IM loss in double (the definition in losses/information.hpp).
-double reference_im(const std::vector<real>& fg, const std::vector<real>& codes, const std::vector<real>& fr,
-                    std::size_t D, std::size_t K, double tau) {
-  auto normalised = [&](const std::vector<real>& f) {
-    std::vector<double> u(f.begin(), f.end());
-    for (std::size_t r = 0; r < f.size() / D; ++r) {
-      double n = 0;
-      for (std::size_t d = 0; d < D; ++d) n += u[r * D + d] * u[r * D + d];
-      for (std::size_t d = 0; d < D; ++d) u[r * D + d] /= std::sqrt(n);
-    }
-    return u;
-  };
-  const auto ug = normalised(fg), ur = normalised(fr);
-  std::vector<double> mu(K * D, 0.0);
-  for (std::size_t i = 0; i < codes.size(); ++i)
-    for (std::size_t d = 0; d < D; ++d) mu[std::size_t(codes[i]) * D + d] += ug[i * D + d];
-  for (std::size_t k = 0; k < K; ++k) {
-    double n = 0;
-    for (std::size_t d = 0; d < D; ++d) n += mu[k * D + d] * mu[k * D + d];
-    for (std::size_t d = 0; d < D && n > 0; ++d) mu[k * D + d] /= std::sqrt(n);
-  }
-  const std::size_t U = fr.size() / D;
-  std::vector<double> pbar(K, 0.0);
-  double mean_h = 0;
-  for (std::size_t i = 0; i < U; ++i) {
-    std::vector<double> p(K);
-    double z = 0;
-    for (std::size_t k = 0; k < K; ++k) {
-      double s = 0;
-      for (std::size_t d = 0; d < D; ++d) s += ur[i * D + d] * mu[k * D + d];
-      z += p[k] = std::exp(s / tau);
-    }
-    for (std::size_t k = 0; k < K; ++k) {
-      p[k] /= z;
-      mean_h -= p[k] * std::log(p[k]) / double(U);
-      pbar[k] += p[k] / double(U);
-    }
-  }
-  double h_bar = 0;
-  for (double v : pbar) h_bar -= v * std::log(v);
-  return mean_h - h_bar;
-}
-}  // namespace
-
-TEST_CASE("prototype information loss: value against its definition, gradient against finite differences") {
-  constexpr std::size_t D = 5, K = 4;
-  const std::size_t N = 12, U = 7;
-  // code 3 is absent from the generated batch: its prototype is 0 (every real row gives it s = 0)
-  const std::vector<real> codes = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 1};
-  rng g(9);
-  tensor<shape<D>> fg(N), fr(U), df(U), scratch(U);
-  fg = g.normal();
-  fr = g.normal() * 0.3f;  // short rows: dL/df scales with 1 / ‖f‖
-  tensor<shape<1>> c(N);
-  c.from_host(codes);
-  losses::prototype_information<D, K, cpu> im(0.25f);
-  const real v = im(fg.cv(), c.data(), fr.cv(), df.v());
-  CHECK(v == doctest::Approx(reference_im(fg.to_host(), codes, fr.to_host(), D, K, 0.25)).epsilon(1e-4));
-  CHECK(v >= -std::log(double(K)) - 1e-5);
-  CHECK(v <= std::log(double(K)) + 1e-5);
-  auto grad = df.to_host();
-  double largest = 0;
-  for (real x : grad) largest = std::max(largest, double(std::fabs(x)));
-  CHECK(largest > 0.05);  // gradients large enough for the finite differences to tell a wrong one
-  auto value = [&]() -> double { return im(fg.cv(), c.data(), fr.cv(), scratch.v()); };
-  auto r = testing::check_gradient("IM real features", fr.data(), fr.size(), value, grad.data());
-  CHECK_MESSAGE(r.ok, r.message);
-  using im_t = losses::prototype_information<D, K, cpu>;
-  CHECK_THROWS_AS(im_t(0.f), value_error);
-  tensor<shape<D>> none(0);
-  CHECK_THROWS_AS(im(none.cv(), c.data(), fr.cv(), df.v()), shape_error);
-}
-
-namespace {
 /// Soft assignments (double) of the rows of fr to the prototypes of fg's codes (the definition in
 /// losses/information.hpp), one row of K per real row.
 std::vector<double> reference_assignments(const std::vector<real>& fg, const std::vector<real>& codes,
@@ -212,7 +138,54 @@ std::vector<double> reference_assignments(const std::vector<real>& fg, const std
   }
   return p;
 }
+
+/// Direct evaluation of the prototype IM loss in double (the definition in losses/information.hpp).
+double reference_im(const std::vector<real>& fg, const std::vector<real>& codes, const std::vector<real>& fr,
+                    std::size_t D, std::size_t K, double tau) {
+  const auto p = reference_assignments(fg, codes, fr, D, K, tau);
+  const std::size_t U = fr.size() / D;
+  std::vector<double> pbar(K, 0.0);
+  double mean_h = 0;
+  for (std::size_t i = 0; i < U; ++i)
+    for (std::size_t k = 0; k < K; ++k) {
+      mean_h -= p[i * K + k] * std::log(p[i * K + k]) / double(U);
+      pbar[k] += p[i * K + k] / double(U);
+    }
+  double h_bar = 0;
+  for (double v : pbar) h_bar -= v * std::log(v);
+  return mean_h - h_bar;
+}
 }  // namespace
+
+TEST_CASE("prototype information loss: value against its definition, gradient against finite differences") {
+  constexpr std::size_t D = 5, K = 4;
+  const std::size_t N = 12, U = 7;
+  // code 3 is absent from the generated batch: its prototype is 0 (every real row gives it s = 0)
+  const std::vector<real> codes = {0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 1};
+  rng g(9);
+  tensor<shape<D>> fg(N), fr(U), df(U), scratch(U);
+  fg = g.normal();
+  fr = g.normal() * 0.3f;  // short rows: dL/df scales with 1 / ‖f‖
+  tensor<shape<1>> c(N);
+  c.from_host(codes);
+  losses::prototype_information<D, K, cpu> im(0.25f);
+  const real v = im(fg.cv(), c.data(), fr.cv(), df.v());
+  CHECK(v == doctest::Approx(reference_im(fg.to_host(), codes, fr.to_host(), D, K, 0.25)).epsilon(1e-4));
+  CHECK(v >= -std::log(double(K)) - 1e-5);
+  CHECK(v <= std::log(double(K)) + 1e-5);
+  auto grad = df.to_host();
+  double largest = 0;
+  for (real x : grad) largest = std::max(largest, double(std::fabs(x)));
+  CHECK(largest > 0.05);  // gradients large enough for the finite differences to tell a wrong one
+  auto value = [&]() -> double { return im(fg.cv(), c.data(), fr.cv(), scratch.v()); };
+  auto r = testing::check_gradient("IM real features", fr.data(), fr.size(), value, grad.data());
+  CHECK_MESSAGE(r.ok, r.message);
+  using im_t = losses::prototype_information<D, K, cpu>;
+  CHECK_THROWS_AS(im_t(0.f), value_error);
+  tensor<shape<D>> none(0);
+  CHECK_THROWS_AS(im(none.cv(), c.data(), fr.cv(), df.v()), shape_error);
+}
+
 
 TEST_CASE("prototype consistency (SAT) term: value against its definition, gradient against finite differences") {
   constexpr std::size_t D = 5, K = 4;
