@@ -7,8 +7,8 @@
 //
 // Every preset setting can be overridden by a flag or by a TOML/INI file given with --config.
 // Presets (include/cdgan/gan/presets.hpp): mnist, mnist-code, fashion-mnist, fashion-mnist-few-labels,
-// dsprites-few-labels, and the baselines mnist-clustergan, mnist-infogan. The β1 = 0 ablation is
-// `--beta1 0`.
+// dsprites-few-labels, the baselines mnist-clustergan, mnist-infogan, and mnist-imsat (mnist with
+// the two real-image terms that are not in the paper). The β1 = 0 ablation is `--beta1 0`.
 //
 // Each evaluation (during `train`, and `eval`) scores the encoder (k-means on E_f of the test split:
 // ACC, purity, NMI, ARI) and the generator: the classifier Fréchet distance (NOT the Inception FID;

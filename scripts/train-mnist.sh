@@ -4,6 +4,7 @@
 #
 #   bash scripts/train-mnist.sh                 # ITERATIONS (default below) iterations into runs/mnist
 #   ITERATIONS=20000 bash scripts/train-mnist.sh --resume     # extra flags go to cdgan-train
+#   PRESET=mnist-imsat ITERATIONS=4000 bash scripts/train-mnist.sh   # another preset (default mnist)
 #
 # A longer run can be split over several sittings: run again with --resume and a larger ITERATIONS.
 set -euo pipefail
@@ -17,7 +18,8 @@ cmake -S . -B build-train -DCMAKE_BUILD_TYPE=Release -DCDGAN_BUILD_TESTS=OFF -DC
 cmake --build build-train --target cdgan-train -j"$(nproc)"
 ITERATIONS="${ITERATIONS:-300}"   # about 15 minutes on a 2-core CPU (see README)
 OUT="${OUT:-runs/mnist}"
-./build-train/examples/cdgan-train train --preset mnist --iterations "$ITERATIONS" --eval-every 100 \
+PRESET="${PRESET:-mnist}"
+./build-train/examples/cdgan-train train --preset "$PRESET" --iterations "$ITERATIONS" --eval-every 100 \
     --out "$OUT" "$@"
 echo "samples:    $OUT/samples.png (one row per c, one column per z)"
 echo "metrics:    $OUT/metrics.jsonl (ACC, purity, NMI, ARI, consistency per evaluation)"

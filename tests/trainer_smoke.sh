@@ -129,6 +129,28 @@ grep -Eq '^\[ +2/4\].*E Lc 0\.000 Lz [1-9]' "$work/hc-a.log" || { echo "--e-hold
 # without labels the pretraining is an instance contrast of real images
 "$bin" train "${small[@]}" --quality-samples 0 --e-pretrain 3 --iterations 1 --eval-every 1 --out "$work/pre-u" > "$work/pre-u.log"
 grep -q "E pretrained on the real images (instance contrast): 3 updates" "$work/pre-u.log" || { echo "unsupervised --e-pretrain did not run"; cat "$work/pre-u.log"; exit 1; }
+# the mnist-imsat preset (mnist + the real-image clustering and consistency terms): both terms are
+# logged, finite and non-zero, and resume stays exact with the per-image affine distortions
+imsat=("${small[@]}" --quality-samples 0 --eval-every 2)
+imsat[1]=mnist-imsat
+"$bin" train "${imsat[@]}" --iterations 3 --out "$work/im-a" > "$work/im-a.log"
+"$bin" train "${imsat[@]}" --iterations 2 --out "$work/im-b" > "$work/im-b.log"
+"$bin" train "${imsat[@]}" --iterations 3 --out "$work/im-b" --resume > "$work/im-b2.log"
+ia=$(grep -E '^\[ +3/3\]' "$work/im-a.log" | sed 's/.*ETA *[0-9]*s |//')
+ib=$(grep -E '^\[ +3/3\]' "$work/im-b2.log" | sed 's/.*ETA *[0-9]*s |//')
+[[ -n "$ia" && "$ia" == "$ib" ]] || { echo "mnist-imsat: resume is not exact: '$ia' vs '$ib'"; exit 1; }
+python3 - "$work/im-a/metrics.jsonl" <<'PY'
+import json, math, sys
+d = [json.loads(l) for l in open(sys.argv[1])][-1]
+assert d['step'] == 3, d['step']
+for k in ('e_im', 'e_sat'):
+    assert math.isfinite(d[k]) and d[k] != 0, (k, d[k])
+assert d['e_sat'] > 0, d['e_sat']  # a KL divergence
+PY
+if "$bin" train "${small[@]}" --real-consistency 100 --iterations 1 --out "$work/sat-only" 2> "$work/err-sat.log"; then
+  echo "--real-consistency without --real-clustering accepted"; exit 1
+fi
+grep -q "real_consistency needs real_clustering" "$work/err-sat.log" || { echo "no message about real_consistency"; cat "$work/err-sat.log"; exit 1; }
 sum=$(md5sum "$work/a/checkpoint.safetensors")
 if "$bin" train --preset mnist --tau 0 --out "$work/a" 2> "$work/err.log"; then echo "tau 0 accepted"; exit 1; fi
 grep -q "tau" "$work/err.log" || { echo "no message about tau"; cat "$work/err.log"; exit 1; }
