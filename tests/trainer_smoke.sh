@@ -11,6 +11,18 @@
 #  is trained once by run a into $work/classifiers/ and loaded from there by the later runs.
 source "$(dirname "${BASH_SOURCE[0]}")/trainer_common.sh"
 common=("${small[@]}" --quality-samples 20 --classifier-iterations 30)
+# resume_exact TAG N K ARGS...: N iterations in one go ($work/TAG-a) against K, then --resume to N
+# ($work/TAG-b); the losses logged at step N must be identical
+resume_exact() {
+  local tag="$1" n="$2" k="$3"; shift 3
+  "$bin" train "$@" --iterations "$n" --out "$work/$tag-a" > "$work/$tag-a.log"
+  "$bin" train "$@" --iterations "$k" --out "$work/$tag-b" > "$work/$tag-b.log"
+  "$bin" train "$@" --iterations "$n" --out "$work/$tag-b" --resume > "$work/$tag-b2.log"
+  local la lb
+  la=$(grep -E "^\\[ +$n/$n\\]" "$work/$tag-a.log" | sed 's/.*ETA *[0-9]*s |//')
+  lb=$(grep -E "^\\[ +$n/$n\\]" "$work/$tag-b2.log" | sed 's/.*ETA *[0-9]*s |//')
+  [[ -n "$la" && "$la" == "$lb" ]] || { echo "$tag: resume is not exact: '$la' vs '$lb'"; exit 1; }
+}
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/a" > "$work/a.log"
 "$bin" train "${common[@]}" --iterations 2 --eval-every 2 --out "$work/b" > "$work/b.log"
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/b" --resume > "$work/b2.log"
@@ -119,12 +131,7 @@ PY
 # --e-hold-content: E_e alone trained during the hold; its optimiser state is in the checkpoint, so
 # 2 + 2 resumed iterations log what 4 uninterrupted ones do (resume in the middle of the hold)
 hold=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-hold 3 --e-hold-content true --eval-every 2)
-"$bin" train "${hold[@]}" --iterations 4 --out "$work/hc-a" > "$work/hc-a.log"
-"$bin" train "${hold[@]}" --iterations 2 --out "$work/hc-b" > "$work/hc-b.log"
-"$bin" train "${hold[@]}" --iterations 4 --out "$work/hc-b" --resume > "$work/hc-b2.log"
-ha=$(grep -E '^\[ +4/4\]' "$work/hc-a.log" | sed 's/.*ETA *[0-9]*s |//')
-hb=$(grep -E '^\[ +4/4\]' "$work/hc-b2.log" | sed 's/.*ETA *[0-9]*s |//')
-[[ -n "$ha" && "$ha" == "$hb" ]] || { echo "--e-hold-content: resume is not exact: '$ha' vs '$hb'"; exit 1; }
+resume_exact hc 4 2 "${hold[@]}"
 grep -Eq '^\[ +2/4\].*E Lc 0\.000 Lz [1-9]' "$work/hc-a.log" || { echo "--e-hold-content: no L_z of E_e while held"; cat "$work/hc-a.log"; exit 1; }
 # without labels the pretraining is an instance contrast of real images
 "$bin" train "${small[@]}" --quality-samples 0 --e-pretrain 3 --iterations 1 --eval-every 1 --out "$work/pre-u" > "$work/pre-u.log"
@@ -133,12 +140,7 @@ grep -q "E pretrained on the real images (instance contrast): 3 updates" "$work/
 # logged, finite and non-zero, and resume stays exact with the per-image affine distortions
 imsat=("${small[@]}" --quality-samples 0 --eval-every 2)
 imsat[1]=mnist-imsat
-"$bin" train "${imsat[@]}" --iterations 3 --out "$work/im-a" > "$work/im-a.log"
-"$bin" train "${imsat[@]}" --iterations 2 --out "$work/im-b" > "$work/im-b.log"
-"$bin" train "${imsat[@]}" --iterations 3 --out "$work/im-b" --resume > "$work/im-b2.log"
-ia=$(grep -E '^\[ +3/3\]' "$work/im-a.log" | sed 's/.*ETA *[0-9]*s |//')
-ib=$(grep -E '^\[ +3/3\]' "$work/im-b2.log" | sed 's/.*ETA *[0-9]*s |//')
-[[ -n "$ia" && "$ia" == "$ib" ]] || { echo "mnist-imsat: resume is not exact: '$ia' vs '$ib'"; exit 1; }
+resume_exact im 3 2 "${imsat[@]}"
 python3 - "$work/im-a/metrics.jsonl" <<'PY'
 import json, math, sys
 d = [json.loads(l) for l in open(sys.argv[1])][-1]
