@@ -4,7 +4,7 @@
 #
 #   bash scripts/train-mnist.sh                 # ITERATIONS (default below) iterations into runs/mnist
 #   ITERATIONS=20000 bash scripts/train-mnist.sh --resume     # extra flags go to cdgan-train
-#   PRESET=mnist-imsat ITERATIONS=4000 bash scripts/train-mnist.sh   # another preset (default mnist)
+#   PRESET=mnist-imsat ITERATIONS=5000 bash scripts/train-mnist.sh   # another preset (default mnist)
 #
 # A longer run can be split over several sittings: run again with --resume and a larger ITERATIONS.
 set -euo pipefail
