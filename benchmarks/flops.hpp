@@ -116,6 +116,16 @@ inline const std::vector<gemm_shape>& mnist_gemm_shapes() {
       {"dense6272to1024_dW_b64", true, false, 1024, 6272, 64},
       {"dense1024to6272_fwd_b64", false, true, 64, 6272, 1024},    // G dense<6272> on 1024
       {"dense2304to1024_fwd_b512", false, true, 512, 1024, 2304},  // E dense<1024> on 256×3×3
+      // what the convolutions issue: column matrices in chunks of at most 2^20 elements
+      // (nn/conv.hpp, conv_chunk), so N (or K for dW) is a chunk of 16 to 52 images
+      {"conv128_fwd_chunk20", false, false, 128, 20 * 49, 1024},  // E step, batch 512 in 26 chunks
+      {"conv128_dcol_chunk20", true, false, 1024, 20 * 49, 128},
+      {"conv128_dW_chunk20", false, true, 128, 1024, 20 * 49},
+      {"conv128_fwd_chunk16", false, false, 128, 16 * 49, 1024},  // batch 64 in 4 chunks
+      {"conv256_fwd_chunk52", false, false, 256, 52 * 9, 2048},   // E step, batch 512 in 10 chunks
+      {"conv256_dcol_chunk52", true, false, 2048, 52 * 9, 256},
+      {"conv256_dW_chunk52", false, true, 256, 2048, 52 * 9},
+      {"conv256_fwd_chunk32", false, false, 256, 32 * 9, 2048},   // batch 64 in 2 chunks
   };
   return s;
 }

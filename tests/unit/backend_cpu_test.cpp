@@ -102,6 +102,36 @@ TEST_CASE("cpu gemm and expressions give the same bits with 1 and 2 threads") {
   CHECK(s1.to_host() == s2.to_host());
 }
 
+TEST_CASE("cpu gemm: products cut into as many tasks as threads, or a multiple, at 1, 2 and 3 threads") {
+  // the shapes of the convolutions' column chunks: few 32-wide tiles in N (15 for 468 columns), or a
+  // long K with M the longer side (the first convolution's weight gradient: 11 six-row tiles), and
+  // tile counts that do not divide by the thread count; every count gives the same bits
+  struct dims {
+    std::size_t m, n, k;
+    bool tb;
+  };
+  for (dims d : {dims{256, 468, 64, false}, dims{64, 16, 3000, true}, dims{48, 290, 200, false}, dims{130, 40, 500, true}}) {
+    const auto A = random_vector(d.m * d.k, 31), B = random_vector(d.k * d.n, 32);
+    const auto want = naive_gemm(false, d.tb, d.m, d.n, d.k, 1, A, B, 0, std::vector<real>(d.m * d.n));
+    std::vector<real> first;
+    for (int threads : {1, 2, 3}) {
+      thread_count tc(threads);
+      std::vector<real> got(d.m * d.n, std::nanf(""));
+      backend<cpu>::gemm(false, d.tb, d.m, d.n, d.k, 1, A.data(), B.data(), 0, got.data());
+      double worst = 0;
+      for (std::size_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, std::fabs(double(want[i]) - got[i]) / (1 + std::fabs(double(want[i]))));
+      CHECK_MESSAGE(worst < 1e-4 * std::sqrt(double(d.k)),
+                    d.m << "x" << d.n << "x" << d.k << " at " << threads << " threads: worst relative error " << worst);
+      if (first.empty())
+        first = got;
+      else
+        CHECK_MESSAGE(std::memcmp(first.data(), got.data(), got.size() * sizeof(real)) == 0,
+                      d.m << "x" << d.n << "x" << d.k << ": " << threads << " threads change the bits");
+    }
+  }
+}
+
 TEST_CASE("cpu thread pool: an exception thrown in a task reaches the caller, and the pool keeps working") {
   thread_count two(2);
   auto& pool = detail::cpu_kernels::thread_pool::instance();

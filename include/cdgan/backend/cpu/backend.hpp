@@ -592,10 +592,16 @@ inline void gemm(std::size_t M, std::size_t N, std::size_t K, float alpha, opera
     gemm_block(0, M, 0, N, K, alpha, a, b, beta, C, ldc);
     return;
   }
-  // Cut the longer side into up to 4 tasks per thread of equal numbers of micro-tiles (at least 8).
+  // Cut the longer side into tasks of equal numbers of micro-tiles: up to 4 tasks per thread of at
+  // least 8 tiles each, and then a multiple of the thread count where there are tiles enough. The
+  // convolutions' column chunks (2^20 elements) give N of a few hundred columns — 9 to 31 tiles of 32
+  // — which 8 tiles a task alone cut into 1 to 3 tasks: serial, or one of 2 threads idle for a third
+  // of the product (docs/performance.md, run 6).
   const bool split_n = N >= M;
   const std::size_t len = split_n ? N : M, unit = split_n ? nr : mr, units = (len + unit - 1) / unit;
-  const std::size_t tasks = std::clamp<std::size_t>(units / 8, 1, 4 * static_cast<std::size_t>(threads));
+  const auto T = static_cast<std::size_t>(threads);
+  std::size_t tasks = std::clamp<std::size_t>(units / 8, 1, 4 * T);
+  tasks = std::min(units, (tasks + T - 1) / T * T);
   thread_pool::instance().run(tasks, [&](std::size_t t) {
     const std::size_t lo = t * units / tasks * unit, hi = std::min(len, (t + 1) * units / tasks * unit);
     if (split_n)
