@@ -4,7 +4,8 @@
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
-#  losses, labelled anchors included); --e-pretrain / --e-hold / --e-hold-content (resume exact); 4. bad input exits non-zero with a
+#  losses, labelled anchors included); --e-pretrain / --e-hold / --e-hold-content (resume exact, also
+#  from the step-0 checkpoint of the pretrained E); 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
@@ -128,6 +129,16 @@ assert [d['step'] for d in lines] == [0, 3], [d['step'] for d in lines]
 assert lines[0]['e_pretrain'] == 5 and all(math.isfinite(lines[0][k]) for k in ('acc', 'nmi', 'ari', 'pretrain_loss_last'))
 assert lines[1]['e_lc'] > 0, lines[1]['e_lc']
 PY
+# the pretrained E is checkpointed at step 0: --iterations 0 pretrains and stops, --resume then starts
+# the GAN phase without pretraining again, and 2 iterations so log what 2 uninterrupted ones do; a
+# run that is already at its last step says that it has nothing to do
+pre=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-pretrain 5 --e-hold 1 --eval-every 2)
+resume_exact pz 2 0 "${pre[@]}"
+grep -q "E pretrained on the labelled images: 5 updates" "$work/pz-b.log" || { echo "--iterations 0 did not pretrain"; cat "$work/pz-b.log"; exit 1; }
+[[ -s "$work/pz-b/samples.png" ]] || { echo "--iterations 0 after --e-pretrain wrote no grid"; exit 1; }
+if grep -q "E pretrained" "$work/pz-b2.log"; then echo "--resume pretrained E again"; cat "$work/pz-b2.log"; exit 1; fi
+"$bin" train "${pre[@]}" --iterations 2 --out "$work/pz-b" --resume > "$work/pz-b3.log"
+grep -q "nothing to do: the run is at step 2 of 2" "$work/pz-b3.log" || { echo "a finished run did not say so"; cat "$work/pz-b3.log"; exit 1; }
 # --e-hold-content: E_e alone trained during the hold; its optimiser state is in the checkpoint, so
 # 2 + 2 resumed iterations log what 4 uninterrupted ones do (resume in the middle of the hold)
 hold=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-hold 3 --e-hold-content true --eval-every 2)
