@@ -882,7 +882,7 @@ int main(int argc, char** argv) {
       ov.add<bool>(*sub, "--real-anchors", [](presets::preset& p) -> bool& { return p.model.real_anchors; },
                    "few labels: the labelled real images are anchors of L_c too, as in the authors' code (default false: Eq. 7)");
       ov.add<std::size_t>(*sub, "--e-pretrain", [](presets::preset& p) -> std::size_t& { return p.e_pretrain; },
-                          "E updates on real images alone before iteration 0, a crop as second view: labelled batches (supervised contrast) or, without labels, instance contrast (default 0)");
+                          "E updates on real images alone before iteration 0, a crop as second view: labelled batches (supervised contrast) or, without labels, instance contrast; checkpointed at step 0, so --resume does not repeat it (default 0)");
       ov.add<std::uint64_t>(*sub, "--e-hold", [](presets::preset& p) -> std::uint64_t& { return p.model.e_hold; },
                             "iterations at the start without E updates, as the authors' chain_step (default 0)");
       ov.add<bool>(*sub, "--e-hold-content", [](presets::preset& p) -> bool& { return p.model.e_hold_content; },
