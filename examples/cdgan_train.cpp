@@ -235,6 +235,13 @@ class run {
 
     std::ofstream metrics(s_.out_dir() / "metrics.jsonl", std::ios::app);
     bool wrote = false;  // whether this invocation wrote a grid and a checkpoint
+    auto write_outputs = [&](std::uint64_t step) {  // the step's grid, also as samples.png, and a checkpoint
+      const auto grid = s_.out_dir() / fmt::format("samples_{:07}.png", step);
+      write_grid(grid);
+      fs::copy_file(grid, s_.out_dir() / "samples.png", fs::copy_options::overwrite_existing);
+      save_checkpoint(s_.checkpoint_path());
+      wrote = true;
+    };
     if (s_.p.e_pretrain > 0 && m_.steps() == 0 && !pretrained_) {
       // with labels: class-balanced labelled batches (supervised contrast); without: the critic's
       // batch size of real images from a loader of its own (instance contrast, SimCLR)
@@ -266,12 +273,9 @@ class run {
                  M ? "labelled images" : "real images (instance contrast)", s_.p.e_pretrain, first, last, secs, j["acc"].template get<double>(), j["nmi"].template get<double>(),
                  j["ari"].template get<double>());
       // a checkpoint at step 0 that says E is pretrained: --resume starts the GAN phase from it
-      // instead of pretraining again (2,000 dSprites updates take about 17 minutes on one core)
+      // instead of pretraining again (2,000 dSprites updates take over 20 minutes on one core)
       pretrained_ = true;
-      write_grid(s_.out_dir() / "samples_0000000.png");
-      fs::copy_file(s_.out_dir() / "samples_0000000.png", s_.out_dir() / "samples.png", fs::copy_options::overwrite_existing);
-      save_checkpoint(s_.checkpoint_path());
-      wrote = true;
+      write_outputs(0);
       std::fflush(stdout);
     }
     const std::size_t total = s_.p.iterations;
@@ -328,11 +332,7 @@ class run {
         j["e_lz"] = r.e_lz;
         metrics << j.dump() << '\n';
         metrics.flush();
-        write_grid(s_.out_dir() / fmt::format("samples_{:07}.png", r.step));
-        fs::copy_file(s_.out_dir() / fmt::format("samples_{:07}.png", r.step), s_.out_dir() / "samples.png",
-                      fs::copy_options::overwrite_existing);
-        save_checkpoint(s_.checkpoint_path());
-        wrote = true;
+        write_outputs(r.step);
         fmt::print("step {}: ACC {:.4f}  purity {:.4f}  NMI {:.4f}  ARI {:.4f}  consistency {:.4f}  code ACC {:.4f}  ({:.0f} s)\n", r.step,
                    j["acc"].template get<double>(), j["purity"].template get<double>(), j["nmi"].template get<double>(), j["ari"].template get<double>(),
                    j["consistency"].template get<double>(), j["code_acc"].template get<double>(), secs);
