@@ -278,6 +278,8 @@ class run {
       write_outputs(0);
       std::fflush(stdout);
     }
+    // --lr-e: E's own rate for the GAN phase (set after the pretraining, which uses --lr)
+    if (s_.p.lr_e > 0) m_.e_optimiser().set_lr(s_.p.lr_e);
     const std::size_t total = s_.p.iterations;
     auto t0 = std::chrono::steady_clock::now();
     const std::uint64_t first = m_.steps();
@@ -858,6 +860,8 @@ int main(int argc, char** argv) {
       ov.add<real>(*sub, "--tau", [](presets::preset& p) -> real& { return p.model.tau; }, "temperature of L_c (> 0)");
       ov.add<real>(*sub, "--gp-lambda", [](presets::preset& p) -> real& { return p.model.gp_lambda; }, "gradient penalty weight");
       ov.add<real>(*sub, "--lr", [](presets::preset& p) -> real& { return p.lr; }, "Adam learning rate");
+      ov.add<real>(*sub, "--lr-e", [](presets::preset& p) -> real& { return p.lr_e; },
+                   "E's learning rate in the GAN phase (default 0: --lr; the pretraining uses --lr; not in the paper)");
       ov.add<real>(*sub, "--adam-beta1", [](presets::preset& p) -> real& { return p.adam_beta1; }, "Adam beta1");
       ov.add<real>(*sub, "--adam-beta2", [](presets::preset& p) -> real& { return p.adam_beta2; }, "Adam beta2");
       ov.add<real>(*sub, "--weight-decay", [](presets::preset& p) -> real& { return p.weight_decay; }, "L2 on G and E");
@@ -910,6 +914,8 @@ int main(int argc, char** argv) {
     if (s.p.label_fraction < 0 || s.p.label_fraction > 1)
       throw value_error(fmt::format("cdgan-train: --label-fraction must be in (0, 1], got {}", s.p.label_fraction));
     if (s.p.label_fraction > 0 && s.p.labels_per_class == 0) s.p.labels_per_class = 1;
+    if (!(s.p.lr_e >= 0))
+      throw value_error(fmt::format("cdgan-train: --lr-e must be 0 (same as --lr) or positive, got {}", s.p.lr_e));
     if (s.quality_samples == 1)
       throw value_error("cdgan-train: --quality-samples must be 0 (off) or at least 2 images per class, got 1");
     s.p.model.validate();

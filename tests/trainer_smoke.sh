@@ -5,7 +5,7 @@
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
 #  losses, labelled anchors included); --e-pretrain / --e-hold / --e-hold-content (resume exact, also
-#  from the step-0 checkpoint of the pretrained E); 4. bad input exits non-zero with a
+#  from the step-0 checkpoint of the pretrained E), --lr-e (E's rate after the pretraining); 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
 #  distance, diversity ratios, classifier consistency) must be in every metrics line and finite;
 #  the quality classifier gets a tiny budget here (--classifier-iterations 30, 20 images per class),
@@ -139,6 +139,20 @@ grep -q "E pretrained on the labelled images: 5 updates" "$work/pz-b.log" || { e
 if grep -q "E pretrained" "$work/pz-b2.log"; then echo "--resume pretrained E again"; cat "$work/pz-b2.log"; exit 1; fi
 "$bin" train "${pre[@]}" --iterations 2 --out "$work/pz-b" --resume > "$work/pz-b3.log"
 grep -q "nothing to do: the run is at step 2 of 2" "$work/pz-b3.log" || { echo "a finished run did not say so"; cat "$work/pz-b3.log"; exit 1; }
+# --lr-e sets E's rate for the GAN phase only: the pretraining and step 1 (whose losses are taken
+# before its E update) log the same as without it; from step 2 on G sees a different E
+lre=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-pretrain 5 --eval-every 2 --iterations 2)
+"$bin" train "${lre[@]}" --out "$work/lre0" > "$work/lre0.log"
+"$bin" train "${lre[@]}" --lr-e 1e-2 --out "$work/lre" > "$work/lre.log"
+step_line() { grep -E "^\\[ +$2/2\\]" "$1" | sed 's/.*ETA *[0-9]*s |//'; }
+pre_line() { grep "E pretrained" "$1" | sed 's/ ([0-9]* s).*//'; }
+[[ -n "$(pre_line "$work/lre.log")" && "$(pre_line "$work/lre.log")" == "$(pre_line "$work/lre0.log")" ]] ||
+  { echo "--lr-e changed the pretraining"; grep "E pretrained" "$work/lre.log" "$work/lre0.log"; exit 1; }
+[[ -n "$(step_line "$work/lre.log" 1)" && "$(step_line "$work/lre.log" 1)" == "$(step_line "$work/lre0.log" 1)" ]] ||
+  { echo "--lr-e changed step 1's logged losses"; exit 1; }
+[[ "$(step_line "$work/lre.log" 2)" != "$(step_line "$work/lre0.log" 2)" ]] || { echo "--lr-e had no effect on E"; exit 1; }
+if "$bin" train "${lre[@]}" --lr-e -1 --out "$work/lre-bad" 2> "$work/err-lre.log"; then echo "--lr-e -1 accepted"; exit 1; fi
+grep -q "lr-e" "$work/err-lre.log" || { echo "no message about --lr-e"; cat "$work/err-lre.log"; exit 1; }
 # --e-hold-content: E_e alone trained during the hold; its optimiser state is in the checkpoint, so
 # 2 + 2 resumed iterations log what 4 uninterrupted ones do (resume in the middle of the hold)
 hold=("${small[@]}" --quality-samples 0 --label-fraction 0.05 --labels-per-class 2 --e-hold 3 --e-hold-content true --eval-every 2)

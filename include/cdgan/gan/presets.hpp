@@ -92,6 +92,9 @@ struct preset {
   std::string objective = "cd-gan";  ///< "cd-gan", or the baselines "clustergan" and "infogan"
   model_options model;
   real lr = 1e-4f, adam_beta1 = 0.5f, adam_beta2 = 0.9f, weight_decay = 0;
+  /// E's learning rate in Algorithm 1's E step (0: `lr`); the pretraining (e_pretrain) uses `lr`.
+  /// Not in the paper: a way to let a pretrained E train jointly without undoing its pretraining.
+  real lr_e = 0;
   real init_std = 0.02f;      ///< N(0, init_std) weights, zero biases, as the authors' code (0: PyTorch defaults)
   double label_fraction = 0;  ///< share of the training set with labels (0: unsupervised)
   std::size_t labels_per_class = 0;  ///< labelled real anchors per class in each step
