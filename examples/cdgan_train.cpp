@@ -7,8 +7,9 @@
 //
 // Every preset setting can be overridden by a flag or by a TOML/INI file given with --config.
 // Presets (include/cdgan/gan/presets.hpp): mnist, mnist-code, fashion-mnist, fashion-mnist-few-labels,
-// dsprites-few-labels, the baselines mnist-clustergan, mnist-infogan, and mnist-imsat (mnist with
-// the two real-image terms that are not in the paper). The β1 = 0 ablation is `--beta1 0`.
+// dsprites-few-labels, the baselines mnist-clustergan, mnist-infogan, and mnist-imsat and
+// fashion-mnist-imsat (mnist / fashion-mnist with the two real-image terms that are not in the paper,
+// the latter also with β2 = 1). The β1 = 0 ablation is `--beta1 0`.
 //
 // Each evaluation (during `train`, and `eval`) scores the encoder (k-means on E_f of the test split:
 // ACC, purity, NMI, ARI) and the generator: the classifier Fréchet distance (NOT the Inception FID;
@@ -324,6 +325,7 @@ class run {
         j["step"] = r.step;
         j["seconds"] = secs;
         j["beta1"] = r.beta1;
+        j["beta2"] = r.beta2;
         j["two_views"] = r.two_views;
         j["e_real"] = r.e_real;
         j["e_im"] = r.e_im;
@@ -857,6 +859,10 @@ int main(int argc, char** argv) {
       ov.add<std::uint64_t>(*sub, "--beta1-ramp", [](presets::preset& p) -> std::uint64_t& { return p.model.beta1_ramp; },
                             "iterations over which beta1 rises linearly to its value after --beta1-start (default 0)");
       ov.add<real>(*sub, "--beta2", [](presets::preset& p) -> real& { return p.model.beta2; }, "weight of L_z");
+      ov.add<real>(*sub, "--beta2-late", [](presets::preset& p) -> real& { return p.model.beta2_late; },
+                   "weight of L_z from --beta2-late-start on (not in the paper; default 0)");
+      ov.add<std::uint64_t>(*sub, "--beta2-late-start", [](presets::preset& p) -> std::uint64_t& { return p.model.beta2_late_start; },
+                            "iteration from which L_z weighs --beta2-late instead of --beta2 (0: never; default 0)");
       ov.add<real>(*sub, "--tau", [](presets::preset& p) -> real& { return p.model.tau; }, "temperature of L_c (> 0)");
       ov.add<real>(*sub, "--gp-lambda", [](presets::preset& p) -> real& { return p.model.gp_lambda; }, "gradient penalty weight");
       ov.add<real>(*sub, "--lr", [](presets::preset& p) -> real& { return p.lr; }, "Adam learning rate");

@@ -139,6 +139,12 @@ struct model_options {
   /// first `beta1_start` iterations, then its weight rises linearly to beta1 over `beta1_ramp`
   /// iterations. Lets the generator learn images from the critic before the contrast splits them.
   std::uint64_t beta1_start = 0, beta1_ramp = 0;
+  /// β2 schedule (not in the paper; off by default): from iteration `beta2_late_start` on (0: never)
+  /// L_z's weight is `beta2_late` instead of beta2. On Fashion-MNIST with the real-image terms the
+  /// paper's β2 = 5·10⁻⁴ lets G ignore most of z; β2 = 1 from 4,000 on gives it back its variety
+  /// without moving the encoder's scores (docs/results.md, runs FUL, FULZ, FUZ).
+  real beta2_late = 0;
+  std::uint64_t beta2_late_start = 0;
   std::uint64_t seed = 0;
 
   /// Whether iteration `step` (0-based) contrasts a second view of each generated image.
@@ -151,12 +157,16 @@ struct model_options {
     return beta1 * static_cast<real>(static_cast<double>(step - beta1_start + 1) / static_cast<double>(beta1_ramp));
   }
 
+  /// β2 in effect in iteration `step` (0-based, as beta1_at).
+  real beta2_at(std::uint64_t step) const { return beta2_late_start > 0 && step >= beta2_late_start ? beta2_late : beta2; }
+
   void validate() const {
     auto fail = [](const std::string& m) { throw value_error("cdgan: model_options: " + m); };
     if (batch_d == 0 || batch_g == 0 || batch_e == 0) fail("batch sizes must be positive");
     if (n_critic == 0) fail("n_critic must be >= 1");
     if (!(tau > 0)) fail("tau must be > 0, got " + std::to_string(tau));
     if (!(beta1 >= 0) || !(beta2 >= 0)) fail("beta1 and beta2 must be >= 0");
+    if (!(beta2_late >= 0)) fail("beta2_late must be >= 0, got " + std::to_string(beta2_late));
     if (!(sigma > 0)) fail("sigma must be > 0, got " + std::to_string(sigma));
     if (!(gp_lambda >= 0)) fail("gp_lambda must be >= 0");
     if (positives == losses::positives::one && (batch_g % 2 || batch_e % 2))
@@ -227,6 +237,7 @@ struct affine_warp {
 struct step_report {
   std::uint64_t step = 0;
   real beta1 = 0;  ///< β1 in effect in this iteration (model_options::beta1_at)
+  real beta2 = 0;  ///< β2 in effect in this iteration (model_options::beta2_at)
   bool two_views = false;  ///< whether this iteration contrasted a second view (model_options::two_views_at)
   real d_loss = 0, gp = 0, g_gan = 0, g_lc = 0, g_lz = 0, e_lc = 0, e_lz = 0;
   real e_real = 0;  ///< the instance contrast of real images (model_options::real_contrast), unweighted
@@ -303,6 +314,8 @@ class model {
     step_report r;
     beta1_ = o_.beta1_at(steps_);
     r.beta1 = beta1_;
+    beta2_ = o_.beta2_at(steps_);
+    r.beta2 = beta2_;
     two_views_ = o_.two_views_at(steps_);
     r.two_views = two_views_;
     for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
@@ -346,21 +359,21 @@ class model {
     auto dxd = d_.backward(dlogit_.cv(), nn::grads::skip);
     dx_.resize(B);
     dx_ = dxd;
-    if (beta1_ > 0 || o_.beta2 > 0) {
+    if (beta1_ > 0 || beta2_ > 0) {
       // CD-GAN: E fixed here. The baselines train E jointly with G on the same loss.
       auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, joint ? nn::grads::assign : nn::grads::skip);
       dx_ += dxe.slice(0, B);
     }
     g_.backward(dx_.cv(), nn::grads::assign);
     g_opt_->step();
-    if (joint && (beta1_ > 0 || o_.beta2 > 0)) e_opt_->step();
+    if (joint && (beta1_ > 0 || beta2_ > 0)) e_opt_->step();
   }
 
   /// Encoder update with G fixed; `unlabelled`: real images for the instance contrast and the
   /// clustering term (model_options::real_contrast, real_clustering; ignored when both are 0).
   void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r,
               cview<image_shape, Device> unlabelled = {}) {
-    if (joint || !(beta1_ > 0 || o_.beta2 > 0)) return;
+    if (joint || !(beta1_ > 0 || beta2_ > 0)) return;
     lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
     auto x = g_.forward(lat_.zc.cv(), mode::train);
     const bool reals = o_.real_contrast > 0 || o_.real_clustering > 0;
@@ -377,7 +390,7 @@ class model {
     auto out = e_.forward(x, mode::train);
     de_.resize(o_.batch_e);
     r.e_lz = losses::content<shape<Z>, Device>(std::get<1>(out), lat_.z.cv(), de_.v());
-    de_.v() = de_.v() * o_.beta2;
+    de_.v() = de_.v() * beta2_;
     e_.template head<1>().backward(de_.cv(), nn::grads::assign);
     ee_opt_->step();
   }
@@ -497,7 +510,7 @@ class model {
     }
     lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
     auto de = de_.v();
-    de.slice(0, B) = de.slice(0, B) * (Objective::content ? o_.beta2 : real(0));
+    de.slice(0, B) = de.slice(0, B) * (Objective::content ? beta2_ : real(0));
     if (R > B) de.slice(B, R - B) = 0.f;
     return e_.backward({df_.cv(), de_.cv()}, g);
   }
@@ -555,6 +568,7 @@ class model {
   rng rng_, init_;
   std::uint64_t steps_ = 0;
   real beta1_ = o_.beta1_at(0);  // set by step(); g_step / e_step called alone use the last value
+  real beta2_ = o_.beta2_at(0);  // likewise
   bool two_views_ = o_.two_views_at(0);  // likewise
   generator_type g_;
   critic_type d_;
