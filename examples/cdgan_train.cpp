@@ -682,8 +682,11 @@ class run {
     if (pretrained_) w.set_metadata("e_pretrained", "true");
     w.set_metadata("rng_seed", std::to_string(m_.random().seed()));
     w.set_metadata("rng_calls", std::to_string(m_.random().calls()));
-    w.set_metadata("optim_steps", fmt::format("{} {} {}", m_.g_optimiser().step_count(), m_.d_optimiser().step_count(),
-                                              m_.e_optimiser().step_count()));
+    // G, D and E, then E_e's own optimiser where the run has one (--e-hold-content)
+    std::string steps = fmt::format("{} {} {}", m_.g_optimiser().step_count(), m_.d_optimiser().step_count(),
+                                    m_.e_optimiser().step_count());
+    if (auto* ee = m_.e_content_optimiser()) steps += fmt::format(" {}", ee->step_count());
+    w.set_metadata("optim_steps", steps);
     w.save(path);
   }
 
@@ -716,11 +719,15 @@ class run {
     m_.set_steps(std::stoull(meta("step")));
     pretrained_ = f.metadata.count("e_pretrained") > 0;
     m_.random().set_state(std::stoull(meta("rng_seed")), std::stoull(meta("rng_calls")));
-    std::uint64_t gs = 0, ds = 0, es = 0;
-    std::sscanf(meta("optim_steps").c_str(), "%lu %lu %lu", &gs, &ds, &es);
+    std::uint64_t gs = 0, ds = 0, es = 0, ees = 0;
+    const int counts = std::sscanf(meta("optim_steps").c_str(), "%lu %lu %lu %lu", &gs, &ds, &es, &ees);
+    if (counts < 3) throw io::io_error(path, "checkpoint metadata 'optim_steps' is '" + meta("optim_steps") + "', expected 3 or 4 step counts");
     m_.g_optimiser().set_step_count(gs);
     m_.d_optimiser().set_step_count(ds);
     m_.e_optimiser().set_step_count(es);
+    if (auto* ee = m_.e_content_optimiser())
+      // checkpoints written before E_e's count was kept: E_e stepped once per iteration of the hold
+      ee->set_step_count(counts == 4 ? ees : std::min<std::uint64_t>(m_.steps(), s_.p.model.e_hold));
     fmt::print("resumed from {} at step {} ({} tensors)\n", path.string(), m_.steps(), loaded);
   }
 

@@ -4,7 +4,8 @@
 #  the losses logged at step 4 must be identical (resume is exact on one thread), the outputs
 #  (grid PNG, metrics.jsonl, checkpoint) must exist and the losses must be finite;
 #  3. sample --npy and eval --features-npy on the checkpoint; --data-on-device on equals off (same
-#  losses, labelled anchors included); --e-pretrain / --e-hold / --e-hold-content (resume exact, also
+#  losses, labelled anchors included); every resumed run must also write the same checkpoint, bit for
+#  bit, as the uninterrupted one; --e-pretrain / --e-hold / --e-hold-content (resume exact, also
 #  from the step-0 checkpoint of the pretrained E), --lr-e (E's rate after the pretraining), the
 #  mnist-imsat and fashion-mnist-imsat presets (--beta2-late: a run resumed with another β2); 4. bad input exits non-zero with a
 #  message and leaves the checkpoint untouched. The generation-quality fields (classifier Fréchet
@@ -24,6 +25,9 @@ resume_exact() {
   la=$(grep -E "^\\[ +$n/$n\\]" "$work/$tag-a.log" | sed 's/.*ETA *[0-9]*s |//')
   lb=$(grep -E "^\\[ +$n/$n\\]" "$work/$tag-b2.log" | sed 's/.*ETA *[0-9]*s |//')
   [[ -n "$la" && "$la" == "$lb" ]] || { echo "$tag: resume is not exact: '$la' vs '$lb'"; exit 1; }
+  # and bit for bit: the logged losses have three decimals, the checkpoints every bit of the state
+  cmp -s "$work/$tag-a/checkpoint.safetensors" "$work/$tag-b/checkpoint.safetensors" ||
+    { echo "$tag: resume is not exact: the checkpoints after $n iterations differ"; exit 1; }
 }
 "$bin" train "${common[@]}" --iterations 4 --eval-every 2 --out "$work/a" > "$work/a.log"
 "$bin" train "${common[@]}" --iterations 2 --eval-every 2 --out "$work/b" > "$work/b.log"
@@ -36,6 +40,7 @@ lb=$(grep -E '^\[ +4/4\]' "$work/b2.log" | sed 's/.*ETA *[0-9]*s |//')
 echo "uninterrupted: $la"
 echo "resumed:       $lb"
 [[ -n "$la" && "$la" == "$lb" ]] || { echo "resume is not exact"; exit 1; }
+cmp -s "$work/a/checkpoint.safetensors" "$work/b/checkpoint.safetensors" || { echo "resume is not exact: the checkpoints differ"; exit 1; }
 if grep -Eiq 'nan|inf' <<<"$la"; then echo "non-finite loss"; exit 1; fi
 ma=$(tail -n 1 "$work/a/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')
 mb=$(tail -n 1 "$work/b/metrics.jsonl" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["step"], d["d_loss"], d["e_lc"])')

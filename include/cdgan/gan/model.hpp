@@ -299,6 +299,9 @@ class model {
   optimiser_type& g_optimiser() { return *g_opt_; }
   optimiser_type& d_optimiser() { return *d_opt_; }
   optimiser_type& e_optimiser() { return *e_opt_; }
+  /// E_e's own optimiser during the hold (model_options::e_hold_content); nullptr without one. Its
+  /// arrays are in for_each_state; a checkpoint must keep its step_count() too, as for the others.
+  optimiser_type* e_content_optimiser() { return ee_opt_ ? &*ee_opt_ : nullptr; }
   rng& random() { return rng_; }
   std::uint64_t steps() const { return steps_; }
   void set_steps(std::uint64_t s) { steps_ = s; }
