@@ -10,8 +10,8 @@
 // mnist-clustergan, mnist-infogan, and mnist-imsat and fashion-mnist-imsat (mnist / fashion-mnist
 // with the two real-image terms that are not in the paper, the latter also with β2 = 1); with few
 // labels fashion-mnist-few-labels and dsprites-few-labels (recipes that trained here: a pretrained,
-// held encoder, L_z switched on late) and their section-5.2 settings as fashion-mnist-few-labels-paper
-// and dsprites-few-labels-paper. The β1 = 0 ablation is `--beta1 0`.
+// held encoder, L_z switched on late; presets.hpp gives the flags for the paper's settings). The
+// β1 = 0 ablation is `--beta1 0`.
 //
 // Each evaluation (during `train`, and `eval`) scores the encoder (k-means on E_f of the test split:
 // ACC, purity, NMI, ARI) and the generator: the classifier Fréchet distance (NOT the Inception FID;
