@@ -271,7 +271,6 @@ inline std::vector<preset> all() {
     // 52 (the dimension of z) in both runs: E_e learnt nothing of z (why was not measured; its trunk
     // was pretrained to ignore crops, i.e. position and scale), so that part is not shown to help (the
     // run without it, DP2, seed 0, ended at diversity min 0.47; DN1 is the seed-1 control).
-    p.name = "dsprites-few-labels";
     p.model.batch_d = 64;
     p.model.batch_g = 64;
     p.model.batch_e = 64;
