@@ -10,6 +10,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cdgan/cdgan.hpp"
@@ -54,15 +55,17 @@ TEST_CASE("cpu gemm: every transpose, edge sizes, alpha and beta, against a doub
     std::size_t m, n, k;
   };
   // partial tiles in M (6) and N (8, 16 or 32 by the build's vector width), K over several depth
-  // blocks (256), vectors, and large products that take the threaded path
+  // blocks (256), vectors, and large products that take the threaded path; short wide products (M up
+  // to 1.5·MC: B read in place, its narrow last panel packed; with tb the product computed as Cᵀ),
+  // and narrow ones (N up to 4 panels: A read in place, a partial last row tile among them)
   for (dims d : {dims{1, 1, 1}, dims{5, 7, 3}, dims{6, 16, 8}, dims{12, 64, 40}, dims{13, 33, 300}, dims{1, 70, 9}, dims{70, 1, 9},
-                 dims{130, 150, 520}, dims{64, 2100, 16}})
+                 dims{130, 150, 520}, dims{64, 2100, 16}, dims{64, 1030, 600}, dims{13, 500, 270}, dims{128, 300, 40},
+                 dims{100, 70, 300}, dims{181, 40, 9}})
     for (int t = 0; t < 4; ++t) {
       const bool ta = t & 1, tb = t & 2;
       const auto A = random_vector(d.m * d.k, 1 + t), B = random_vector(d.k * d.n, 11 + t),
                  C0 = random_vector(d.m * d.n, 21 + t);
-      for (real beta : {0.f, 1.f, -0.5f}) {
-        const real alpha = beta == 0 ? 1.f : 0.75f;
+      for (const auto [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{0.5f, 0.f}, std::pair{0.75f, 1.f}, std::pair{0.75f, -0.5f}}) {
         const auto want = naive_gemm(ta, tb, d.m, d.n, d.k, alpha, A, B, beta, C0);
         auto got = C0;
         backend<cpu>::gemm(ta, tb, d.m, d.n, d.k, alpha, A.data(), B.data(), beta, got.data());
@@ -70,7 +73,7 @@ TEST_CASE("cpu gemm: every transpose, edge sizes, alpha and beta, against a doub
         for (std::size_t i = 0; i < want.size(); ++i)
           worst = std::max(worst, std::fabs(double(want[i]) - got[i]) / (1 + std::fabs(double(want[i]))));
         CHECK_MESSAGE(worst < 1e-4 * std::sqrt(double(d.k)), d.m << "x" << d.n << "x" << d.k << " ta " << ta << " tb " << tb
-                                                                 << " beta " << beta << ": worst relative error " << worst);
+                                                                 << " alpha " << alpha << " beta " << beta << ": worst relative error " << worst);
       }
     }
   // beta = 0 overwrites NaN (C is not read), K = 0 scales C

@@ -477,14 +477,24 @@ inline void pack_b(operand b, std::size_t k0, std::size_t kc, std::size_t j0, st
 /// How the micro-kernel combines its tile with C: C = tile, C = tile + C, or C = tile + beta·C.
 enum class store_mode { assign, add, scale_add };
 
-/// C[0:m, 0:n] (m ≤ MR, n ≤ NR, row stride ldc) ⊕= Σ_k a[k·MR + r]·b[k·NR + c].
-inline void micro_kernel(std::size_t kc, const float* __restrict a, const float* __restrict b, float* c, std::size_t ldc,
-                         std::size_t m, std::size_t n, store_mode mode, float beta) {
+/// C[0:m, 0:n] (m ≤ MR, n ≤ NR, row stride ldc) ⊕= Σ_k A(r, k)·B(k, c), where A(r, k) is a[k·MR + r]
+/// (a packed panel) or, with DirectA, a[r·lda + k] (rows of op(A) read in place, contiguous in k; rows
+/// past m read row m − 1 again and are dropped), and B(k, c) is b[k·NR + c] (a packed panel) or, with
+/// DirectB, b[k·ldb + c] (rows of op(B) read in place; n = NR).
+template <bool DirectA, bool DirectB>
+inline void micro_kernel(std::size_t kc, const float* __restrict a, std::size_t lda, const float* __restrict b,
+                         std::size_t ldb, float* c, std::size_t ldc, std::size_t m, std::size_t n, store_mode mode,
+                         float beta) {
   // Fetch the C tile now, so that its misses (rows ldc apart, often not in cache) overlap the k loop
   // instead of stalling the stores after it.
   for (std::size_t r = 0; r < m; ++r) {
     __builtin_prefetch(c + r * ldc, 1, 3);
     __builtin_prefetch(c + r * ldc + nr - 1, 1, 3);
+  }
+  [[maybe_unused]] const float *a0 = a, *a1 = a, *a2 = a, *a3 = a, *a4 = a, *a5 = a;
+  if constexpr (DirectA) {
+    const auto row = [&](std::size_t r) { return a + std::min(r, m - 1) * lda; };
+    a1 = row(1), a2 = row(2), a3 = row(3), a4 = row(4), a5 = row(5);
   }
   vec c00 = vzero(), c01 = vzero(), c10 = vzero(), c11 = vzero(), c20 = vzero(), c21 = vzero(), c30 = vzero(),
       c31 = vzero(), c40 = vzero(), c41 = vzero(), c50 = vzero(), c51 = vzero();
@@ -492,27 +502,39 @@ inline void micro_kernel(std::size_t kc, const float* __restrict a, const float*
 #pragma GCC unroll 4
 #endif
   for (std::size_t k = 0; k < kc; ++k) {
-    const vec b0 = vload_aligned(b), b1 = vload_aligned(b + vw);
-    vec x = vsplat(a[0]);
+    vec b0, b1;
+    if constexpr (DirectB) {
+      b0 = vload(b), b1 = vload(b + vw);
+      b += ldb;
+    } else {
+      b0 = vload_aligned(b), b1 = vload_aligned(b + vw);
+      b += nr;
+    }
+    const auto at = [&](const float* row, std::size_t r) {
+      if constexpr (DirectA)
+        return row[k];
+      else
+        return a[r];
+    };
+    vec x = vsplat(at(a0, 0));
     c00 = vfma(x, b0, c00);
     c01 = vfma(x, b1, c01);
-    x = vsplat(a[1]);
+    x = vsplat(at(a1, 1));
     c10 = vfma(x, b0, c10);
     c11 = vfma(x, b1, c11);
-    x = vsplat(a[2]);
+    x = vsplat(at(a2, 2));
     c20 = vfma(x, b0, c20);
     c21 = vfma(x, b1, c21);
-    x = vsplat(a[3]);
+    x = vsplat(at(a3, 3));
     c30 = vfma(x, b0, c30);
     c31 = vfma(x, b1, c31);
-    x = vsplat(a[4]);
+    x = vsplat(at(a4, 4));
     c40 = vfma(x, b0, c40);
     c41 = vfma(x, b1, c41);
-    x = vsplat(a[5]);
+    x = vsplat(at(a5, 5));
     c50 = vfma(x, b0, c50);
     c51 = vfma(x, b1, c51);
-    a += mr;
-    b += nr;
+    if constexpr (!DirectA) a += mr;
   }
   const vec acc[mr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   if (m == mr && n == nr) {
@@ -544,48 +566,73 @@ inline void micro_kernel(std::size_t kc, const float* __restrict a, const float*
   }
 }
 
+/// The kernel on packed panels of A and B (as BM_micro_kernel measures it).
+inline void micro_kernel(std::size_t kc, const float* __restrict a, const float* __restrict b, float* c, std::size_t ldc,
+                         std::size_t m, std::size_t n, store_mode mode, float beta) {
+  micro_kernel<false, false>(kc, a, mr, b, nr, c, ldc, m, n, mode, beta);
+}
+
 /// C[i0:i1, j0:j1] = alpha·op(A)·op(B) + beta·C on the calling thread (K > 0).
+///
+/// Packing copies each operand block once so that the micro-kernel reads it from the caches in its
+/// own order; it pays where a packed element is used many times. Where it is not, the operand is read
+/// in place (the products of the dense layers at batch 64, whose weight matrix is streamed once):
+/// - op(B) with contiguous rows, when C has at most 16 MR tiles of rows (m ≤ 96): each packed panel of
+///   B would serve at most 16 micro-kernel calls; the micro-kernel reads B's rows in place (whole NR
+///   panels; the last, narrower one is packed). With 22 tiles (m = 128: the convolutions with 128
+///   filters) packing measured faster again (docs/performance.md, run 8);
+/// - op(A) with rows contiguous in k and alpha = 1, when C has at most 4 NR panels of columns: each
+///   packed panel of A would serve at most 4 micro-kernel calls.
+/// Each element of C is still summed in the same order (k ascending, depth blocks in order).
 inline void gemm_block(std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1, std::size_t K, float alpha,
                        operand a, operand b, float beta, float* C, std::size_t ldc) {
   pack_buffers& buf = pack_buffers::local();
   // rows in equal blocks of about MC (up to 1.5·MC when that saves a pass over the packed B block)
   const std::size_t m = i1 - i0, blocks = m <= mc_max * 3 / 2 ? 1 : (m + mc_max - 1) / mc_max;
   const std::size_t mc_step = ((m + blocks - 1) / blocks + mr - 1) / mr * mr;
+  const bool direct_b = b.cs == 1 && m <= 16 * mr;
+  const bool direct_a = a.cs == 1 && alpha == 1.f && j1 - j0 <= 4 * nr;
   for (std::size_t jc = j0; jc < j1; jc += nc_max) {
-    const std::size_t nc = std::min(nc_max, j1 - jc);
+    const std::size_t nc = std::min(nc_max, j1 - jc), full = direct_b ? nc / nr * nr : 0;
     for (std::size_t pc = 0; pc < K; pc += kc_max) {
       const std::size_t kc = std::min(kc_max, K - pc);
       const store_mode mode = pc > 0 ? store_mode::add
                               : beta == 0.f ? store_mode::assign
                               : beta == 1.f ? store_mode::add
                                             : store_mode::scale_add;
-      pack_b(b, pc, kc, jc, nc, buf.b);
+      if (full < nc) pack_b(b, pc, kc, jc + full, nc - full, buf.b + full * kc);  // all, or the narrow last panel
       for (std::size_t ic = i0; ic < i1; ic += mc_step) {
         const std::size_t mc = std::min(mc_step, i1 - ic);
-        pack_a(a, ic, mc, pc, kc, alpha, buf.a);
-        for (std::size_t jr = 0; jr < nc; jr += nr)
-          for (std::size_t ir = 0; ir < mc; ir += mr)
-            micro_kernel(kc, buf.a + ir * kc, buf.b + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc,
-                         std::min(mr, mc - ir), std::min(nr, nc - jr), mode, beta);
+        if (!direct_a) pack_a(a, ic, mc, pc, kc, alpha, buf.a);
+        for (std::size_t jr = 0; jr < nc; jr += nr) {
+          const bool in_place_b = jr < full;
+          const float* bp = in_place_b ? b.at(pc, jc + jr) : buf.b + jr * kc;
+          for (std::size_t ir = 0; ir < mc; ir += mr) {
+            float* cp = C + (ic + ir) * ldc + jc + jr;
+            const std::size_t mm = std::min(mr, mc - ir), nn = std::min(nr, nc - jr);
+            if (direct_a) {
+              const float* ap = a.at(ic + ir, pc);
+              if (in_place_b)
+                micro_kernel<true, true>(kc, ap, a.rs, bp, b.rs, cp, ldc, mm, nn, mode, beta);
+              else
+                micro_kernel<true, false>(kc, ap, a.rs, bp, nr, cp, ldc, mm, nn, mode, beta);
+            } else {
+              const float* ap = buf.a + ir * kc;
+              if (in_place_b)
+                micro_kernel<false, true>(kc, ap, mr, bp, b.rs, cp, ldc, mm, nn, mode, beta);
+              else
+                micro_kernel<false, false>(kc, ap, mr, bp, nr, cp, ldc, mm, nn, mode, beta);
+            }
+          }
+        }
       }
     }
   }
 }
 
-/// C[M×N] (row stride ldc) = alpha·op(A)·op(B) + beta·C, threaded (see the section comment).
-inline void gemm(std::size_t M, std::size_t N, std::size_t K, float alpha, operand a, operand b, float beta, float* C,
-                 std::size_t ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0 || alpha == 0.f) {  // C = beta·C (beta = 0 overwrites whatever C held)
-    for (std::size_t i = 0; i < M; ++i) {
-      float* row = C + i * ldc;
-      if (beta == 0.f)
-        std::fill(row, row + N, 0.f);
-      else if (beta != 1.f)
-        for (std::size_t j = 0; j < N; ++j) row[j] *= beta;
-    }
-    return;
-  }
+/// C[M×N] (row stride ldc) = alpha·op(A)·op(B) + beta·C for K > 0, cut into tasks on the pool.
+inline void gemm_tasks(std::size_t M, std::size_t N, std::size_t K, float alpha, operand a, operand b, float beta,
+                       float* C, std::size_t ldc) {
   const int threads = available_threads();
   const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   if (threads <= 1 || work < 2e6) {
@@ -608,6 +655,49 @@ inline void gemm(std::size_t M, std::size_t N, std::size_t K, float alpha, opera
       gemm_block(0, M, lo, hi, K, alpha, a, b, beta, C, ldc);
     else
       gemm_block(lo, hi, 0, N, K, alpha, a, b, beta, C, ldc);
+  });
+}
+
+/// C[M×N] (row stride ldc) = alpha·op(A)·op(B) + beta·C, threaded (see the section comment).
+///
+/// A short, wide product whose op(B) is a transposed row-major matrix — a dense layer's forward pass
+/// at batch 64, X·Wᵀ with the weight W [out][in] — is computed the other way round: Cᵀ = op(B)ᵀ·op(A)ᵀ
+/// into a scratch matrix, then transposed into C. There the weight is op(A) with rows contiguous in k,
+/// which gemm_block reads in place, and only the small op(A)ᵀ is packed; the direct way packs (and
+/// transposes) all of W for a product that uses each of its elements M times.
+inline void gemm(std::size_t M, std::size_t N, std::size_t K, float alpha, operand a, operand b, float beta, float* C,
+                 std::size_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == 0.f) {  // C = beta·C (beta = 0 overwrites whatever C held)
+    for (std::size_t i = 0; i < M; ++i) {
+      float* row = C + i * ldc;
+      if (beta == 0.f)
+        std::fill(row, row + N, 0.f);
+      else if (beta != 1.f)
+        for (std::size_t j = 0; j < N; ++j) row[j] *= beta;
+    }
+    return;
+  }
+  if (!(a.cs == 1 && b.rs == 1 && b.cs != 1 && M <= 4 * nr && N >= 2 * M)) {
+    gemm_tasks(M, N, K, alpha, a, b, beta, C, ldc);
+    return;
+  }
+  thread_local std::vector<float> scratch;  // grows to the largest product seen, then stays
+  if (scratch.size() < M * N) scratch.resize(M * N);
+  float* t = scratch.data();
+  gemm_tasks(N, M, K, 1.f, operand{b.p, b.cs, b.rs}, operand{a.p, a.cs, a.rs}, 0.f, t, M);  // t = (op(A)·op(B))ᵀ
+  parallel_for(N, 512, [&](std::size_t lo, std::size_t hi) {
+    constexpr std::size_t block = 64;  // columns of C per pass: their rows of t stay in L1
+    for (std::size_t j0 = lo; j0 < hi; j0 += block) {
+      const std::size_t j1 = std::min(hi, j0 + block);
+      for (std::size_t i = 0; i < M; ++i) {
+        float* row = C + i * ldc;
+        if (beta == 0.f)
+          for (std::size_t j = j0; j < j1; ++j) row[j] = alpha * t[j * M + i];
+        else
+          for (std::size_t j = j0; j < j1; ++j) row[j] = alpha * t[j * M + i] + beta * row[j];
+      }
+    }
   });
 }
 
