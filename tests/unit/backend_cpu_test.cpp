@@ -66,7 +66,7 @@ TEST_CASE("cpu gemm: every transpose, edge sizes, alpha and beta, against a doub
       const bool ta = t & 1, tb = t & 2;
       const auto A = random_vector(d.m * d.k, 1 + t), B = random_vector(d.k * d.n, 11 + t),
                  C0 = random_vector(d.m * d.n, 21 + t);
-      for (const auto [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{0.5f, 0.f}, std::pair{0.75f, 1.f}, std::pair{0.75f, -0.5f}}) {
+      for (const auto& [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{0.5f, 0.f}, std::pair{0.75f, 1.f}, std::pair{0.75f, -0.5f}}) {
         const auto want = naive_gemm(ta, tb, d.m, d.n, d.k, alpha, A, B, beta, C0);
         auto got = C0;
         backend<cpu>::gemm(ta, tb, d.m, d.n, d.k, alpha, A.data(), B.data(), beta, got.data());
@@ -106,7 +106,7 @@ TEST_CASE("cpu gemm and expressions give the same bits with 1 and 2 threads") {
   CHECK(s1.to_host() == s2.to_host());
   // the paths that read an operand in place where the task is small (a dense layer's shapes at batch
   // 64: X·Wᵀ computed as (W·Xᵀ)ᵀ, X·W, Xᵀ·dY) give the same bits as the packed ones
-  for (const auto [ta, tb, m, n, k] : {std::tuple{false, true, 64, 1000, 700}, std::tuple{false, false, 64, 1000, 700},
+  for (const auto& [ta, tb, m, n, k] : {std::tuple{false, true, 64, 1000, 700}, std::tuple{false, false, 64, 1000, 700},
                                        std::tuple{true, false, 700, 1000, 64}}) {
     const auto P = random_vector(std::size_t(m) * k, 6), Q = random_vector(std::size_t(k) * n, 7);
     std::vector<real> d1(std::size_t(m) * n), d2(std::size_t(m) * n);
