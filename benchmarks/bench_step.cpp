@@ -5,36 +5,25 @@
 /// Counters: items_per_second = steps per second, FLOP/s from the layer shapes (benchmarks/flops.hpp).
 #include <benchmark/benchmark.h>
 
-#include <cdgan/cdgan.hpp>
-#include <cdgan/gan/presets.hpp>
-
 #include "flops.hpp"
+#include "mnist_step.hpp"
 
 namespace {
-
-using nets = cdgan::presets::mnist_nets<30, 10, 40>;
-using model_t = cdgan::model<nets::generator, nets::critic, nets::encoder, nets::objective, cdgan::optim::adam, cdgan::cpu>;
 
 void BM_mnist_step(benchmark::State& state) {
   const auto threads = static_cast<int>(state.range(1));
   const int saved = cdgan::num_threads();
   cdgan::set_num_threads(threads);
-  const auto preset = cdgan::presets::find("mnist");
-  cdgan::model_options o = preset.model;
-  o.batch_e = static_cast<std::size_t>(state.range(0));
-  const auto adam = cdgan::optim::adam_options{}.lr(preset.lr).betas(preset.adam_beta1, preset.adam_beta2);
-  model_t m(o, adam, adam, adam);
-  cdgan::tensor<model_t::image_shape> real(o.n_critic * o.batch_d);
-  cdgan::rng g(7);
-  real = g.uniform(0.f, 1.f);
-  m.step(real.cv());  // the first step sizes every buffer
+  cdgan::bench::mnist_step s(static_cast<std::size_t>(state.range(0)));
+  const cdgan::model_options& o = s.options;
+  s.run();  // the first step sizes every buffer
 
   for (auto _ : state) {
-    auto r = m.step(real.cv());
+    auto r = s.run();
     benchmark::DoNotOptimize(r);
   }
 
-  cdgan::bench::set_step_counters<model_t>(state, o);
+  cdgan::bench::set_step_counters<cdgan::bench::mnist_model>(state, o);
   state.SetLabel("E batch " + std::to_string(o.batch_e) + ", " + std::to_string(threads) + " thread(s)");
   cdgan::set_num_threads(saved);
 }

@@ -10,16 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <vector>
 
-#include <cdgan/cdgan.hpp>
-#include <cdgan/gan/presets.hpp>
+#include "mnist_step.hpp"
 
 namespace {
-
-using nets = cdgan::presets::mnist_nets<30, 10, 40>;
-using model_t = cdgan::model<nets::generator, nets::critic, nets::encoder, nets::objective, cdgan::optim::adam, cdgan::cpu>;
 
 long positive_arg(int argc, char** argv, int i, long fallback, const char* what) {
   if (argc <= i) return fallback;
@@ -40,19 +35,12 @@ int main(int argc, char** argv) {
   const auto steps = static_cast<std::size_t>(positive_arg(argc, argv, 3, 10, "timed steps"));
   const auto warmup = positive_arg(argc, argv, 4, 3, "warm-up steps");
   cdgan::set_num_threads(threads);
-  const auto preset = cdgan::presets::find("mnist");
-  cdgan::model_options o = preset.model;
-  o.batch_e = batch_e;
-  const auto adam = cdgan::optim::adam_options{}.lr(preset.lr).betas(preset.adam_beta1, preset.adam_beta2);
-  model_t m(o, adam, adam, adam);
-  cdgan::tensor<model_t::image_shape> real(o.n_critic * o.batch_d);
-  cdgan::rng g(7);
-  real = g.uniform(0.f, 1.f);
-  for (long i = 0; i < warmup; ++i) m.step(real.cv());
+  cdgan::bench::mnist_step s(batch_e);
+  for (long i = 0; i < warmup; ++i) s.run();
   std::vector<double> ms;
   for (std::size_t i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    m.step(real.cv());
+    s.run();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
