@@ -9,11 +9,12 @@
 /// - BM_layer_cuda/<layer>: forward + backward (input and parameter gradients) of the MNIST networks'
 ///   layers at batch 64 (the encoder's convolutions also at 512), synchronised after each iteration.
 /// - BM_mnist_step_cuda: one model::step of the paper's MNIST CD-GAN (presets::mnist_nets<30, 10, 40>,
-///   WGAN-GP, Adam, the "mnist" preset), D/G batch 64, E batch 512 (the paper) or 64, tf32 0/1;
-///   the device is synchronised after each step. Counters: steps per second (items_per_second),
-///   FLOP/s and GFLOP/step (benchmarks/flops.hpp's convention, as the CPU benchmark).
-/// CUDA graphs: not measured. The model does not capture its step as a graph yet (steps run eagerly
-/// on one stream); the context line `cuda_graphs` says so.
+///   WGAN-GP, Adam, the "mnist" preset), D/G batch 64, E batch 512 (the paper) or 64, tf32 0/1,
+///   graph 0/1 (model_options::cuda_graph: the step recorded once as a CUDA graph and replayed, or
+///   run kernel by kernel); model::step waits for the device at its end (it copies the losses to the
+///   host). Counters: steps per second (items_per_second), FLOP/s and GFLOP/step
+///   (benchmarks/flops.hpp's convention, as the CPU benchmark), `replays` (the graph replays in the
+///   timed steps; with graph 1 it must equal the iterations, else the label says why not).
 /// Without a usable CUDA device every benchmark reports the error "no CUDA device" (SkipWithError)
 /// and the program exits normally.
 #include <benchmark/benchmark.h>
@@ -205,32 +206,39 @@ void BM_mnist_step_cuda(benchmark::State& state) {
     const auto preset = cdgan::presets::find("mnist");
     cdgan::model_options o = preset.model;
     o.batch_e = static_cast<std::size_t>(state.range(0));
+    o.cuda_graph = state.range(2) != 0;
     const auto adam = cdgan::optim::adam_options{}.lr(preset.lr).betas(preset.adam_beta1, preset.adam_beta2);
     auto m = std::make_unique<model_t>(o, adam, adam, adam);
     cdgan::tensor<model_t::image_shape, cuda> real(o.n_critic * o.batch_d);
     cdgan::rng g(7);
     real = g.uniform(0.f, 1.f);
-    m->step(real.cv());  // the first steps size every buffer and pick the cuBLAS kernels
-    m->step(real.cv());
+    // the first steps size every buffer and pick the cuBLAS kernels; with graphs, step 2 is recorded
+    for (int k = 0; k < 3; ++k) m->step(real.cv());
     cdgan::backend<cuda>::synchronize();
+    const std::size_t replays = m->graph_replays();
     for (auto _ : state) {
       auto r = m->step(real.cv());
       benchmark::DoNotOptimize(r);
-      cdgan::backend<cuda>::synchronize();
     }
     cdgan::bench::set_step_counters<model_t>(state, o);
+    state.counters["replays"] = static_cast<double>(m->graph_replays() - replays);
+    const bool replayed = m->graph_replays() - replays == state.iterations();
     state.SetLabel("D/G batch " + std::to_string(o.batch_d) + ", E batch " + std::to_string(o.batch_e) +
-                   (state.range(1) ? ", TF32" : ", FP32") + ", no CUDA graph");
+                   (state.range(1) ? ", TF32" : ", FP32") +
+                   (!o.cuda_graph ? std::string(", no CUDA graph")
+                                  : replayed ? std::string(", CUDA graph") : ", CUDA graph NOT replayed: " + m->graph_status()));
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
 }
 
 BENCHMARK(BM_mnist_step_cuda)
-    ->ArgNames({"batch_e", "tf32"})
-    ->Args({512, 0})
-    ->Args({512, 1})
-    ->Args({64, 0})
+    ->ArgNames({"batch_e", "tf32", "graph"})
+    ->Args({512, 0, 0})
+    ->Args({512, 0, 1})
+    ->Args({512, 1, 1})
+    ->Args({64, 0, 0})
+    ->Args({64, 0, 1})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -257,7 +265,6 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("gpu", "none (" + why + ")");
     std::fprintf(stderr, "cdgan_bench_cuda: no CUDA device (%s): every benchmark is skipped\n", why.c_str());
   }
-  benchmark::AddCustomContext("cuda_graphs", "not implemented: model::step runs eagerly on one stream");
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

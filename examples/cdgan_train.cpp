@@ -55,6 +55,7 @@ struct settings {
   std::string checkpoint;
   std::string device = "cpu";
   std::string data_on_device = "auto";  // the training set in device memory, batches gathered there
+  std::string cuda_graph = "on";        // model_options::cuda_graph
   /// The features k-means clusters: "normalized" (E_f / ‖E_f‖, the directions the contrast compares
   /// and what the authors' test clusters: their encoder ends in F.normalize) or "raw" (E_f as is).
   /// The baselines' E_f are logits and are always clustered raw.
@@ -350,6 +351,7 @@ class run {
       fmt::print("nothing to do: the run is at step {} of {}; nothing written\n", m_.steps(), total);
       return 0;
     }
+    if constexpr (!std::is_same_v<Device, cpu>) fmt::print("CUDA graph of the step: {}\n", m_.graph_status());
     fmt::print("done: samples {}, metrics {}, checkpoint {}\n", (s_.out_dir() / "samples.png").string(),
                (s_.out_dir() / "metrics.jsonl").string(), s_.checkpoint_path().string());
     return 0;
@@ -855,6 +857,10 @@ int main(int argc, char** argv) {
                       "keep the training set in device memory and gather batches there: auto (on for cuda when it "
                       "fits in 4 GiB), on, off")
           ->check(CLI::IsMember({"auto", "on", "off"}));
+      sub->add_option("--cuda-graph", s.cuda_graph,
+                      "with --device cuda: record the training step as a CUDA graph once and replay it (on, the "
+                      "default) or run it kernel by kernel (off); the same results either way")
+          ->check(CLI::IsMember({"on", "off"}));
       sub->add_option("--eval-every", s.eval_every, "iterations between evaluations and checkpoints")->check(CLI::Range(1, 100000000));
       sub->add_option("--log-every", s.log_every, "iterations between log lines")->check(CLI::Range(1, 100000000));
       ov.add<std::size_t>(*sub, "--iterations", [](presets::preset& p) -> std::size_t& { return p.iterations; }, "total iterations");
@@ -926,6 +932,7 @@ int main(int argc, char** argv) {
     ov.apply(s.p);
     if (positives == "one") s.p.model.positives = losses::positives::one;
     if (positives == "all") s.p.model.positives = losses::positives::all;
+    s.p.model.cuda_graph = s.cuda_graph == "on";
     if (s.p.label_fraction < 0 || s.p.label_fraction > 1)
       throw value_error(fmt::format("cdgan-train: --label-fraction must be in (0, 1], got {}", s.p.label_fraction));
     if (s.p.label_fraction > 0 && s.p.labels_per_class == 0) s.p.labels_per_class = 1;

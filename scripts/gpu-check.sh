@@ -64,7 +64,7 @@ cap() {
 }
 
 # Sections of the summary, filled as the phases run.
-declare -a S_ENV S_PHASES S_TESTS S_PARITY S_BENCH S_TORCH S_TRAIN S_NOTDONE
+declare -a S_ENV S_PHASES S_TESTS S_PARITY S_GRAPH S_BENCH S_TORCH S_TRAIN S_NOTDONE
 phase() {  # phase NAME STATUS SECONDS [NOTE]
   S_PHASES+=("| $1 | $2 | $3 s | ${4:-} |")
 }
@@ -94,6 +94,14 @@ write_summary() {
       echo
       echo '```'
       printf '%s\n' "${S_PARITY[@]}"
+      echo '```'
+    fi
+    if ((${#S_GRAPH[@]})); then
+      echo
+      echo "The training step as a CUDA graph against the same step run kernel by kernel (tests/cuda/graph_test.cu):"
+      echo
+      echo '```'
+      printf '%s\n' "${S_GRAPH[@]}"
       echo '```'
     fi
     echo
@@ -296,6 +304,12 @@ if [[ " ${built[*]} " == *" cdgan_cuda_tests "* ]]; then
     mapfile -t S_PARITY < <(grep -E "^$num: " "$out/logs/ctest.log" | sed -E "s/^$num: //" |
       grep -vE '^=+$|run with "--help"' | grep -E 'TEST CASE|MESSAGE|step|ERROR|CHECK|values|logged|SKIPPED|doctest' | head -90)
   fi
+  # The CUDA graph test's messages (recorded / replayed counts, failures).
+  num=$(grep -oE 'Test +#[0-9]+: cuda_graph_test' "$out/logs/ctest.log" | head -1 | grep -oE '[0-9]+')
+  if [[ -n "$num" ]]; then
+    mapfile -t S_GRAPH < <(grep -E "^$num: " "$out/logs/ctest.log" | sed -E "s/^$num: //" |
+      grep -vE '^=+$|run with "--help"' | grep -E 'TEST CASE|MESSAGE|graph|step|ERROR|CHECK|SKIPPED|doctest' | head -60)
+  fi
 else
   phase "CUDA tests" "not run" 0 "cdgan_cuda_tests was not built"
 fi
@@ -323,7 +337,7 @@ if [[ " ${built[*]} " == *" cdgan_bench_cuda "* ]]; then
 import json, sys
 d = json.load(open(sys.argv[1]))
 ctx = d.get("context", {})
-print(f"GPU {ctx.get('gpu', '?')}, CUDA runtime {ctx.get('cuda_runtime', '?')}, CUDA graphs: {ctx.get('cuda_graphs', '?')}")
+print(f"GPU {ctx.get('gpu', '?')}, CUDA runtime {ctx.get('cuda_runtime', '?')}")
 print()
 print("| benchmark | time | counters |")
 print("|---|---|---|")
@@ -338,14 +352,15 @@ for b in d.get("benchmarks", []):
     c = []
     if "cdgan/cublas" in b:
         c.append(f"cdgan/cublas {b['cdgan/cublas']:.3f}")
-    for k in ("cublas_us", "TFLOP/s", "GFLOP/step"):
+    for k in ("cublas_us", "TFLOP/s", "GFLOP/step", "replays"):
         if k in b:
             c.append(f"{k} {b[k]:.3g}")
     if "FLOP/s" in b:
         c.append(f"{b['FLOP/s'] / 1e12:.3g} TFLOP/s")
     if "items_per_second" in b and name.startswith("BM_mnist_step"):
         c.append(f"{b['items_per_second']:.3g} steps/s")
-    print(f"| {name} | {b['real_time']:.4g} {b.get('time_unit', '')} | {', '.join(c)} |")
+    label = f" ({b['label']})" if b.get("label") else ""
+    print(f"| {name}{label} | {b['real_time']:.4g} {b.get('time_unit', '')} | {', '.join(c)} |")
 if skipped > 3:
     print(f"| ... | {skipped - 3} more skipped | |")
 EOF
@@ -400,21 +415,23 @@ try:
 except (OSError, ValueError, KeyError):
     pass
 gpu = "?"
-print("| E batch | PyTorch eager (median ms) | cdgan (ms) | PyTorch / cdgan | PyTorch GEMM peak |")
-print("|---|---|---|---|---|")
+print("| E batch | PyTorch eager (median ms) | cdgan, CUDA graph (ms) | PyTorch / cdgan | cdgan, no graph (ms) | PyTorch / cdgan without the graph | PyTorch GEMM peak |")
+print("|---|---|---|---|---|---|---|")
 for be in (512, 64):
     try:
         t = json.load(open(os.path.join(out, f"pytorch_cuda_e{be}.json")))
     except (OSError, ValueError):
-        print(f"| {be} | failed | | | |")
+        print(f"| {be} | failed | | | | | |")
         continue
     if "median_ms" not in t:
-        print(f"| {be} | {t.get('error', 'failed')} | | | |")
+        print(f"| {be} | {t.get('error', 'failed')} | | | | | |")
         continue
-    ours = bench.get(f"BM_mnist_step_cuda/batch_e:{be}/tf32:0/real_time")
+    ours = bench.get(f"BM_mnist_step_cuda/batch_e:{be}/tf32:0/graph:1/real_time")
+    plain = bench.get(f"BM_mnist_step_cuda/batch_e:{be}/tf32:0/graph:0/real_time")
     ratio = f"{t['median_ms'] / ours:.2f}x (target >= 2x)" if ours else "n/a"
+    ratio0 = f"{t['median_ms'] / plain:.2f}x" if plain else "n/a"
     peak = f"{t['gemm_gflops'] / 1e3:.1f} TFLOP/s" if t.get("gemm_gflops") else ""
-    print(f"| {be} | {t['median_ms']:.2f} | {f'{ours:.2f}' if ours else 'n/a'} | {ratio} | {peak} |")
+    print(f"| {be} | {t['median_ms']:.2f} | {f'{ours:.2f}' if ours else 'n/a'} | {ratio} | {f'{plain:.2f}' if plain else 'n/a'} | {ratio0} | {peak} |")
     gpu = t.get("gpu", "?")
 print()
 print(f"Both FP32 (TF32 off), D/G batch 64, the same GPU ({gpu}); cdgan from bench_cuda.json (BM_mnist_step_cuda).")

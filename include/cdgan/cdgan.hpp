@@ -8,6 +8,7 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/expr.hpp"
+#include "core/graph.hpp"
 #include "core/memory.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"

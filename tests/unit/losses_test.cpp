@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "cdgan/losses/losses.hpp"
@@ -270,6 +271,57 @@ TEST_CASE_TEMPLATE("adversarial losses: gradients", L, losses::wasserstein, loss
   gf = df.to_host();
   auto c3 = testing::check_gradient("g_loss", f.data(), f.size(), [&]() -> double { return loss.g_loss(f.cv(), t2.v()); }, gf.data());
   CHECK_MESSAGE(c3.ok, c3.message);
+}
+
+TEST_CASE("each loss's device-value form writes the bits its host-value form returns") {
+  // the training step uses the device forms (no wait for the device); logs and tests the host forms
+  rng g(4);
+  tensor<shape<1>> v(1), r(6), f(6), dr(6), df(6);
+  r = g.normal(0.f, 2.f);
+  f = g.normal(0.f, 2.f);
+  auto same = [&](real host, const char* what) {
+    const real dev = v.to_host()[0];
+    CHECK_MESSAGE(std::memcmp(&host, &dev, sizeof host) == 0, what << ": host form " << host << ", device form " << dev);
+  };
+  losses::wasserstein w;
+  losses::hinge h;
+  losses::non_saturating n;
+  w.d_loss(r.cv(), f.cv(), dr.v(), df.v(), v.data());
+  same(w.d_loss(r.cv(), f.cv(), dr.v(), df.v()), "wasserstein d_loss");
+  w.g_loss(f.cv(), df.v(), v.data());
+  same(w.g_loss(f.cv(), df.v()), "wasserstein g_loss");
+  h.d_loss(r.cv(), f.cv(), dr.v(), df.v(), v.data());
+  same(h.d_loss(r.cv(), f.cv(), dr.v(), df.v()), "hinge d_loss");
+  n.d_loss(r.cv(), f.cv(), dr.v(), df.v(), v.data());
+  same(n.d_loss(r.cv(), f.cv(), dr.v(), df.v()), "non_saturating d_loss");
+  n.g_loss(f.cv(), df.v(), v.data());
+  same(n.g_loss(f.cv(), df.v()), "non_saturating g_loss");
+  // the Wasserstein critic loss is mean(fake) − mean(real), not the other way round
+  double mr = 0, mf = 0;
+  for (real x : r.to_host()) mr += x / 6;
+  for (real x : f.to_host()) mf += x / 6;
+  CHECK(w.d_loss(r.cv(), f.cv(), dr.v(), df.v()) == doctest::Approx(mf - mr).epsilon(1e-5));
+
+  tensor<shape<4>> e(3), z(3), de(3);
+  e = g.normal();
+  z = g.normal();
+  losses::content<shape<4>, cpu>(e.cv(), z.cv(), de.v(), v.data());
+  same(losses::content<shape<4>, cpu>(e.cv(), z.cv(), de.v()), "content");
+  tensor<shape<5>> lg(4), dl(4);
+  tensor<shape<1>> lab(4), work;
+  lg = g.normal();
+  lab.from_host({0, 3, 1, 4});
+  losses::cross_entropy<5, cpu>(lg.cv(), lab.data(), dl.v(), work, v.data());
+  same(losses::cross_entropy<5, cpu>(lg.cv(), lab.data(), dl.v(), work), "cross_entropy");
+  tensor<shape<3>> feats(6), dfe(6);
+  feats = g.normal();
+  tensor<shape<1>> ids(6);
+  ids.from_host({0, 0, 1, 1, 2, 9});  // the last row has no positive
+  for (auto form : {losses::positives::all, losses::positives::one}) {
+    losses::contrastive<3, cpu> lc(losses::contrastive_options{}.temperature(0.5f).form(form));
+    lc(feats.cv(), ids.data(), 4, dfe.v(), v.data());
+    same(lc(feats.cv(), ids.data(), 4, dfe.v()), "contrastive");
+  }
 }
 
 namespace {

@@ -226,3 +226,28 @@ TEST_CASE("set_state restores a stream") {
   // consecutive draws differ
   CHECK(next != draw<8>(h.normal()));
 }
+
+TEST_CASE("a draw bound to a counter in memory gives the unbound draw's numbers and follows the counter") {
+  // what a replayed CUDA graph relies on: the expressions keep their arguments, the counter moves
+  rng a(9), b(9);
+  a.normal();
+  b.normal();
+  std::uint64_t base = b.calls();
+  b.bind_counter(&base);
+  const auto e = b.normal(0.f, 2.f);
+  const auto u = b.uniform(-1.f, 1.f);
+  const auto c = b.categorical(7);
+  CHECK(draw<16>(e) == draw<16>(a.normal(0.f, 2.f)));
+  CHECK(draw<16>(u) == draw<16>(a.uniform(-1.f, 1.f)));
+  CHECK(draw<16>(c) == draw<16>(a.categorical(7)));
+  base += 3;  // "replay": the same three expressions now make the next three draws
+  CHECK(draw<16>(e) == draw<16>(a.normal(0.f, 2.f)));
+  CHECK(draw<16>(u) == draw<16>(a.uniform(-1.f, 1.f)));
+  CHECK(draw<16>(c) == draw<16>(a.categorical(7)));
+  CHECK(draw<16>(e) != draw<16>(a.normal(0.f, 2.f)));  // the counter did not move again
+  b.unbind_counter();
+  b.skip(3);  // the host counts the replay's three draws
+  a.set_state(a.seed(), a.calls() - 1);
+  CHECK(b.calls() == a.calls());
+  CHECK(draw<8>(b.normal()) == draw<8>(a.normal()));
+}

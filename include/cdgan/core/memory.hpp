@@ -27,6 +27,22 @@ inline std::atomic<std::size_t>& allocation_counter() {
 /// Number of device or host tensor allocations made by cdgan so far (all devices).
 inline std::size_t allocation_count() { return detail::allocation_counter().load(); }
 
+namespace detail {
+template <class Device>
+std::atomic<std::size_t>& release_counter() {
+  static std::atomic<std::size_t> n{0};
+  return n;
+}
+}  // namespace detail
+
+/// Number of times cdgan gave memory of `Device` back so far (a buffer that grew or was destroyed).
+/// While it stays the same, every pointer into a live cdgan buffer of Device stays valid: a recorded
+/// CUDA graph of a training step is still right (gan/model.hpp).
+template <class Device>
+std::size_t release_count() {
+  return detail::release_counter<Device>().load();
+}
+
 /// Allocation policy per device; the CUDA specialisation lives in backend/cuda/memory.hpp.
 template <class Device>
 struct device_memory {
@@ -48,6 +64,14 @@ struct device_memory<cpu> {
   static void to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
   static void from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
   static void zero(void* dst, std::size_t bytes) { std::memset(dst, 0, bytes); }
+  /// Host memory that the device copies to and from without waiting (plain memory here; pinned,
+  /// page-locked memory for cuda).
+  static void* allocate_staging(std::size_t bytes) { return allocate(bytes); }
+  static void deallocate_staging(void* p) noexcept { deallocate(p); }
+  /// Staging (host) to device and device to staging, queued after earlier work and not waited for;
+  /// the caller keeps the staging memory untouched until a synchronisation. Here: plain copies.
+  static void upload(void* dst, const void* staging, std::size_t bytes) { std::memcpy(dst, staging, bytes); }
+  static void download(void* staging, const void* src, std::size_t bytes) { std::memcpy(staging, src, bytes); }
 };
 
 /// Owning, growable, uninitialised storage of `T` on `Device`. Never shrinks: resizing to a smaller
@@ -93,12 +117,40 @@ class buffer {
 
  private:
   void release() noexcept {
-    if (p_) device_memory<Device>::deallocate(p_);
+    if (p_) {
+      device_memory<Device>::deallocate(p_);
+      ++detail::release_counter<Device>();
+    }
     p_ = nullptr;
     n_ = cap_ = 0;
   }
   T* p_ = nullptr;
   std::size_t n_ = 0, cap_ = 0;
+};
+
+/// A fixed-size host array that `Device` copies to and from asynchronously
+/// (device_memory<Device>::upload / download): pinned (page-locked) memory for cuda, so that the copies
+/// can be part of a recorded CUDA graph. Not copyable; allocated once.
+template <class Device, class T>
+class staging_buffer {
+ public:
+  explicit staging_buffer(std::size_t n)
+      : p_(static_cast<T*>(device_memory<Device>::allocate_staging((n ? n : 1) * sizeof(T)))), n_(n) {
+    ++detail::allocation_counter();
+    std::memset(static_cast<void*>(p_), 0, (n ? n : 1) * sizeof(T));
+  }
+  staging_buffer(const staging_buffer&) = delete;
+  staging_buffer& operator=(const staging_buffer&) = delete;
+  ~staging_buffer() { device_memory<Device>::deallocate_staging(p_); }
+  T* data() noexcept { return p_; }
+  const T* data() const noexcept { return p_; }
+  std::size_t size() const noexcept { return n_; }
+  T& operator[](std::size_t i) noexcept { return p_[i]; }
+  const T& operator[](std::size_t i) const noexcept { return p_[i]; }
+
+ private:
+  T* p_;
+  std::size_t n_;
 };
 
 }  // namespace cdgan

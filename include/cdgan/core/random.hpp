@@ -47,13 +47,25 @@ CDGAN_HOST_DEVICE u32x4 philox_at(std::uint64_t seed, std::uint64_t call, std::u
                        static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 }
 
+/// Which draw an expression evaluates: draw `offset` of key `seed`, or, when `base` is set, draw
+/// `*base + offset`, with *base read from device memory when the kernel runs. The second form is
+/// what lets a recorded CUDA graph make new numbers at every replay: its kernels keep their
+/// arguments, and the model writes the counter of the replayed step into *base first
+/// (rng::bind_counter, gan/model.hpp). Either form gives the same numbers for the same draw.
+struct philox_call {
+  std::uint64_t seed, offset;
+  const std::uint64_t* base;
+  CDGAN_HOST_DEVICE std::uint64_t call() const { return base ? *base + offset : offset; }
+  CDGAN_HOST_DEVICE u32x4 at(std::uint64_t i) const { return philox_at(seed, call(), i); }
+};
+
 /// N(mean, std²) draws (Box–Muller on the first two words).
 struct expr_normal : expr_base {
   using device = void;
-  std::uint64_t seed, call;
+  philox_call draw;
   real mean, std;
   CDGAN_HOST_DEVICE real operator[](std::size_t i) const {
-    const u32x4 r = philox_at(seed, call, i);
+    const u32x4 r = draw.at(i);
     const real u1 = bits_to_unit(r.v[0]), u2 = bits_to_unit(r.v[1]);
     return mean + std * ::sqrtf(real(-2) * ::logf(u1)) * ::cosf(real(6.283185307179586) * u2);
   }
@@ -62,20 +74,20 @@ struct expr_normal : expr_base {
 /// U(lo, hi) draws.
 struct expr_uniform : expr_base {
   using device = void;
-  std::uint64_t seed, call;
+  philox_call draw;
   real lo, hi;
   CDGAN_HOST_DEVICE real operator[](std::size_t i) const {
-    return lo + (hi - lo) * (bits_to_unit(philox_at(seed, call, i).v[0]) - real(5.9604644775390625e-8));
+    return lo + (hi - lo) * (bits_to_unit(draw.at(i).v[0]) - real(5.9604644775390625e-8));
   }
   bool fits(std::size_t) const { return true; }
 };
 /// Uniform integers in [0, k), as reals.
 struct expr_categorical : expr_base {
   using device = void;
-  std::uint64_t seed, call;
+  philox_call draw;
   std::uint32_t k;
   CDGAN_HOST_DEVICE real operator[](std::size_t i) const {
-    const std::uint64_t x = philox_at(seed, call, i).v[0];
+    const std::uint64_t x = draw.at(i).v[0];
     return static_cast<real>((x * k) >> 32);  // Lemire's multiply-shift: unbiased enough for k << 2^32
   }
   bool fits(std::size_t) const { return true; }
@@ -85,9 +97,9 @@ struct expr_categorical : expr_base {
 class rng {
  public:
   explicit rng(std::uint64_t seed = 0) : seed_(seed) {}
-  expr_normal normal(real mean = 0, real std = 1) { return {{}, seed_, calls_++, mean, std}; }
-  expr_uniform uniform(real lo = 0, real hi = 1) { return {{}, seed_, calls_++, lo, hi}; }
-  expr_categorical categorical(std::uint32_t k) { return {{}, seed_, calls_++, k}; }
+  expr_normal normal(real mean = 0, real std = 1) { return {{}, next_draw(), mean, std}; }
+  expr_uniform uniform(real lo = 0, real hi = 1) { return {{}, next_draw(), lo, hi}; }
+  expr_categorical categorical(std::uint32_t k) { return {{}, next_draw(), k}; }
   /// A host-side integer in [0, n), for data shuffling.
   std::uint64_t next_index(std::uint64_t n) {
     const u32x4 r = philox_at(seed_, calls_++, 0);
@@ -106,8 +118,25 @@ class rng {
     calls_ = calls;
   }
 
+  /// From now on the expressions of draws (normal, uniform, categorical) read their counter as
+  /// `*base + (calls() − calls() now)`: the caller keeps *base (device memory, read when the kernels
+  /// run) equal to calls() as of this call, and they give the numbers they would give unbound.
+  /// Host draws (next_index, split) are not affected. See philox_call.
+  void bind_counter(const std::uint64_t* base) {
+    base_ = base;
+    bound_at_ = calls_;
+  }
+  void unbind_counter() { base_ = nullptr; }
+  /// Counts n draws as made without making them (a replayed CUDA graph made them).
+  void skip(std::uint64_t n) { calls_ += n; }
+
  private:
-  std::uint64_t seed_, calls_ = 0;
+  philox_call next_draw() {
+    const std::uint64_t c = calls_++;
+    return base_ ? philox_call{seed_, c - bound_at_, base_} : philox_call{seed_, c, nullptr};
+  }
+  std::uint64_t seed_, calls_ = 0, bound_at_ = 0;
+  const std::uint64_t* base_ = nullptr;
 };
 
 }  // namespace cdgan

@@ -25,11 +25,11 @@ struct latent {
 
 namespace detail {
 struct class_of_row {
-  std::uint64_t seed, call;
+  philox_call draw;
   std::uint32_t classes;
   bool paired;
   CDGAN_HOST_DEVICE real operator()(std::size_t b) const {
-    return expr_categorical{{}, seed, call, classes}[paired ? b / 2 : b];
+    return expr_categorical{{}, draw, classes}[paired ? b / 2 : b];
   }
 };
 template <std::size_t Z, std::size_t C>
@@ -68,7 +68,7 @@ struct latent_batch {
     c.resize(B);
     z = g.normal(0.f, sigma);
     const auto draw = g.categorical(static_cast<std::uint32_t>(C));
-    const detail::class_of_row cls{draw.seed, draw.call, static_cast<std::uint32_t>(C), paired};
+    const detail::class_of_row cls{draw.draw, static_cast<std::uint32_t>(C), paired};
     c = generate<Device>(cls);
     zc = generate<Device>(detail::zc_element<Z, C>{z.data(), cls});
   }

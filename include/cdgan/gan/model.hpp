@@ -21,9 +21,12 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
-#include <vector>
 #include <string>
+#include <thread>
 #include <type_traits>
+#include <vector>
+
+#include "../core/graph.hpp"
 
 #include "../losses/losses.hpp"
 #include "../nn/buffers.hpp"
@@ -146,6 +149,15 @@ struct model_options {
   real beta2_late = 0;
   std::uint64_t beta2_late_start = 0;
   std::uint64_t seed = 0;
+  /// On cuda: record the training step as a CUDA graph once and replay it (default on). The first
+  /// step with a given configuration runs as it is, the second is recorded, the later ones replay it;
+  /// anything that changes the step's launches (a β schedule, another batch pointer, device memory
+  /// given back, e.g. by an evaluation at a larger batch, a learning rate) makes the next steps run as
+  /// they are and record again. Steps that draw host
+  /// randomness (two_views, real_contrast, real_clustering, real_consistency) or run checks
+  /// (set_checks) are never recorded. Replays give the same bits as running the step. Ignored on the
+  /// CPU. See model::graph_status().
+  bool cuda_graph = true;
 
   /// Whether iteration `step` (0-based) contrasts a second view of each generated image.
   bool two_views_at(std::uint64_t step) const { return two_views && step >= two_views_start; }
@@ -233,6 +245,11 @@ struct affine_warp {
 };
 }  // namespace detail
 
+namespace detail {
+/// The device reals of gan/model.hpp's step_report that the step's losses write (in this order).
+enum report_slot : unsigned { slot_d_loss, slot_gp, slot_g_gan, slot_g_lc, slot_g_lz, slot_e_lc, slot_e_lz, slot_count };
+}  // namespace detail
+
 /// Losses of one iteration (host values, for logging).
 struct step_report {
   std::uint64_t step = 0;
@@ -308,6 +325,9 @@ class model {
 
   /// One iteration of Algorithm 1. real_d: n_critic × batch_d real images; labelled: M labelled real
   /// images with their class ids `labels` (device memory, M reals), or empty for the unsupervised run.
+  /// The losses are written on the device and copied to the host once, at the end (the one wait for
+  /// the device in a step). On cuda the step may be a replay of a recorded CUDA graph
+  /// (model_options::cuda_graph).
   step_report step(cview<image_shape, Device> real_d, cview<image_shape, Device> labelled = {},
                    const real* labels = nullptr) {
     if (real_d.batch != o_.n_critic * o_.batch_d)
@@ -321,82 +341,67 @@ class model {
     r.beta2 = beta2_;
     two_views_ = o_.two_views_at(steps_);
     r.two_views = two_views_;
-    for (std::size_t k = 0; k < o_.n_critic; ++k) d_step(real_d.slice(k * o_.batch_d, o_.batch_d), r);
-    g_step(labelled, labels, r);
-    if (steps_ >= o_.e_hold)
-      e_step(labelled, labels, r, real_d.slice(0, o_.batch_d));
-    else if (ee_opt_)
-      e_content_step(r);
+    auto body = [&] {
+      for (std::size_t k = 0; k < o_.n_critic; ++k) d_phase(real_d.slice(k * o_.batch_d, o_.batch_d));
+      g_phase(labelled, labels);
+      if (steps_ >= o_.e_hold)
+        e_phase(labelled, labels, r, real_d.slice(0, o_.batch_d));
+      else if (ee_opt_)
+        e_content_phase();
+    };
+    const step_key key = key_of(real_d, labelled, labels);
+    if (graph_.ready() && key == graph_key_) {
+      replay();
+    } else {
+      graph_.reset();
+      const bool record = graph_wanted() && last_key_ && key == *last_key_;
+      if (!record || !record_and_launch(body, key)) run(body);
+    }
+    last_key_ = key_of(real_d, labelled, labels);
+    read_values(r);
     r.step = ++steps_;
     return r;
   }
 
-  /// Critic update on one real batch.
+  /// Critic update on one real batch (fills r.d_loss and r.gp).
   void d_step(cview<image_shape, Device> real, step_report& r) {
-    const std::size_t B = real.batch;
-    lat_.sample(B, o_.sigma, rng_, false);
-    auto fake = g_.forward(lat_.zc.cv(), mode::train);
-    xd_.resize(2 * B);
-    backend<Device>::copy(xd_.data(), real.ptr, real.size());
-    backend<Device>::copy(xd_.data() + real.size(), fake.ptr, fake.size());
-    auto out = d_.forward(xd_.cv(), mode::train);
-    dlogit_.resize(2 * B);
-    r.d_loss = gan_.d_loss(out.slice(0, B), out.slice(B, B), dlogit_.v().slice(0, B), dlogit_.v().slice(B, B));
-    d_.backward(dlogit_.cv(), nn::grads::assign);
-    if constexpr (Objective::penalty) {
-      auto x = xd_.cv();
-      r.gp = gp_(d_, x.slice(0, B), x.slice(B, B), rng_);
-      r.d_loss += r.gp;
-    }
-    d_opt_->step();
+    run([&] { d_phase(real); });
+    read_values(r);
   }
 
-  /// Generator update with D and E fixed.
+  /// Generator update with D and E fixed (fills r.g_gan, r.g_lc, r.g_lz).
   void g_step(cview<image_shape, Device> labelled, const real* labels, step_report& r) {
-    const std::size_t B = o_.batch_g;
-    lat_.sample(B, o_.sigma, rng_, o_.positives == losses::positives::one);
-    auto x = g_.forward(lat_.zc.cv(), mode::train);
-    auto out = d_.forward(x, mode::train);
-    dlogit_.resize(B);
-    r.g_gan = gan_.g_loss(out, dlogit_.v());
-    auto dxd = d_.backward(dlogit_.cv(), nn::grads::skip);
-    dx_.resize(B);
-    dx_ = dxd;
-    if (beta1_ > 0 || beta2_ > 0) {
-      // CD-GAN: E fixed here. The baselines train E jointly with G on the same loss.
-      auto dxe = encoder_losses(x, labelled, labels, r.g_lc, r.g_lz, joint ? nn::grads::assign : nn::grads::skip);
-      dx_ += dxe.slice(0, B);
-    }
-    g_.backward(dx_.cv(), nn::grads::assign);
-    g_opt_->step();
-    if (joint && (beta1_ > 0 || beta2_ > 0)) e_opt_->step();
+    run([&] { g_phase(labelled, labels); });
+    read_values(r);
   }
 
   /// Encoder update with G fixed; `unlabelled`: real images for the instance contrast and the
   /// clustering term (model_options::real_contrast, real_clustering; ignored when both are 0).
   void e_step(cview<image_shape, Device> labelled, const real* labels, step_report& r,
               cview<image_shape, Device> unlabelled = {}) {
-    if (joint || !(beta1_ > 0 || beta2_ > 0)) return;
-    lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
-    auto x = g_.forward(lat_.zc.cv(), mode::train);
-    const bool reals = o_.real_contrast > 0 || o_.real_clustering > 0;
-    encoder_losses(x, labelled, labels, r.e_lc, r.e_lz, nn::grads::assign, reals ? unlabelled : cview<image_shape, Device>{},
-                   &r.e_real, &r.e_im, &r.e_sat);
-    e_opt_->step();
+    run([&] { e_phase(labelled, labels, r, unlabelled); });
+    read_values(r);
   }
 
   /// During the hold (model_options::e_hold_content): E_e alone on β2·L_z of batch_e generated
   /// images, G and the trunk fixed — the heads' backward stops at E_e, so no trunk gradient is made.
   void e_content_step(step_report& r) {
-    lat_.sample(o_.batch_e, o_.sigma, rng_, false);
-    auto x = g_.forward(lat_.zc.cv(), mode::train);
-    auto out = e_.forward(x, mode::train);
-    de_.resize(o_.batch_e);
-    r.e_lz = losses::content<shape<Z>, Device>(std::get<1>(out), lat_.z.cv(), de_.v());
-    de_.v() = de_.v() * beta2_;
-    e_.template head<1>().backward(de_.cv(), nn::grads::assign);
-    ee_opt_->step();
+    run([&] { e_content_phase(); });
+    read_values(r);
   }
+
+  /// How the last steps ran on this device: whether the step is being replayed as a CUDA graph, how
+  /// many times it was recorded and replayed, and why not when it is not.
+  std::string graph_status() const {
+    std::string s = "recorded " + std::to_string(graph_recordings_) + " time(s), replayed " +
+                    std::to_string(graph_replays_) + " time(s)";
+    if (!step_graph<Device>::supported) return "no CUDA graphs on " + std::string(Device::name);
+    if (!o_.cuda_graph) return "off (model_options::cuda_graph = false); " + s;
+    if (!graph_off_.empty()) return graph_off_ + "; " + s;
+    return s;
+  }
+  std::size_t graph_recordings() const { return graph_recordings_; }
+  std::size_t graph_replays() const { return graph_replays_; }
 
   /// One E update on real images alone, before Algorithm 1 (not in the paper): the all-positives
   /// contrast (τ) over [x; crop(x)], one random resized crop of the batch as in `two_views`. With
@@ -450,13 +455,199 @@ class model {
   }
 
  private:
+  /// What decides whether a recorded step may be replayed: everything the step's launches depend on
+  /// that is not read from device memory.
+  struct step_key {
+    real beta1, beta2, lr_g, lr_d, lr_e, lr_ee;
+    bool two_views, e_active;
+    const real* real_d;
+    std::size_t real_batch;
+    const real* labelled;
+    std::size_t labelled_batch;
+    const real* labels;
+    std::size_t releases;     // memory of Device given back: a buffer of the step may have moved
+    std::thread::id thread;   // the losses' per-thread scratch
+    bool operator==(const step_key&) const = default;
+  };
+  step_key key_of(cview<image_shape, Device> real_d, cview<image_shape, Device> labelled, const real* labels) const {
+    return {beta1_, beta2_, g_opt_->lr(), d_opt_->lr(), e_opt_->lr(), ee_opt_ ? ee_opt_->lr() : real(0), two_views_,
+            steps_ >= o_.e_hold, real_d.ptr, real_d.batch, labelled.ptr, labelled.batch, labels,
+            release_count<Device>(), std::this_thread::get_id()};
+  }
+
+  /// Whether this step may be recorded (see model_options::cuda_graph); sets graph_off_ when not.
+  bool graph_wanted() {
+    auto no = [&](const char* why) {
+      graph_off_ = why;
+      return false;
+    };
+    if (!step_graph<Device>::supported || !o_.cuda_graph) return false;
+    if constexpr (!requires { optimiser_type::replayable; })
+      return no("not recorded: the optimiser does not declare itself replayable");
+    else if (!optimiser_type::replayable)
+      return no("not recorded: the optimiser is not replayable");
+    if (checks_enabled()) return no("not recorded: checks are on (set_checks), which wait for the device");
+    if (two_views_ || o_.real_contrast > 0 || o_.real_clustering > 0 || o_.real_consistency > 0)
+      return no("not recorded: two_views, real_contrast, real_clustering and real_consistency draw on the host");
+    if (g_opt_->step_count() == 0 || d_opt_->step_count() == 0 || (ee_opt_ && ee_opt_->step_count() == 0) ||
+        (steps_ >= o_.e_hold && e_opt_->step_count() == 0))
+      return false;  // an optimiser's first step is special (SGD's momentum buffer): run it as it is
+    graph_off_.clear();
+    return true;
+  }
+
+  /// Runs f's work as it is: the step's counter and values around it.
+  template <class F>
+  void run(F&& f) {
+    begin_work();
+    f();
+    end_work();
+  }
+  /// Records f's work as a CUDA graph and launches it; false (nothing run, host state as before)
+  /// when the recording fails, with the reason in graph_off_.
+  template <class F>
+  bool record_and_launch(F&& f, const step_key& key) {
+    const std::uint64_t calls = rng_.calls();
+    const std::uint64_t counts[4] = {g_opt_->step_count(), d_opt_->step_count(), e_opt_->step_count(),
+                                     ee_opt_ ? ee_opt_->step_count() : 0};
+    try {
+      graph_.begin();
+      run(f);
+      graph_.end();
+      if (release_count<Device>() != key.releases) throw device_error("cdgan: the step moved a buffer while it was recorded");
+    } catch (const std::exception& e) {
+      graph_.abort();
+      rng_.unbind_counter();
+      rng_.set_state(rng_.seed(), calls);
+      g_opt_->set_step_count(counts[0]);
+      d_opt_->set_step_count(counts[1]);
+      e_opt_->set_step_count(counts[2]);
+      if (ee_opt_) ee_opt_->set_step_count(counts[3]);
+      graph_off_ = std::string("recording the step as a CUDA graph failed, the step runs as it is: ") + e.what();
+      return false;
+    }
+    recorded_ = {rng_.calls() - calls, g_opt_->step_count() - counts[0], d_opt_->step_count() - counts[1],
+                 e_opt_->step_count() - counts[2], ee_opt_ ? ee_opt_->step_count() - counts[3] : 0, written_};
+    graph_key_ = key;
+    ++graph_recordings_;
+    graph_.launch();
+    return true;
+  }
+  /// Replays the recorded step: the step's counter goes to the device first (the graph's first node
+  /// copies it from counter_host_), and the host counts the draws and optimiser steps it made.
+  void replay() {
+    counter_host_[0] = rng_.calls();
+    graph_.launch();
+    rng_.skip(recorded_.draws);
+    g_opt_->skip_steps(recorded_.g);
+    d_opt_->skip_steps(recorded_.d);
+    e_opt_->skip_steps(recorded_.e);
+    if (ee_opt_) ee_opt_->skip_steps(recorded_.ee);
+    written_ = recorded_.written;
+    ++graph_replays_;
+  }
+
+  /// Before a step's work: the draw counter to the device (rng_ then reads it there), no values yet.
+  void begin_work() {
+    counter_host_[0] = rng_.calls();
+    device_memory<Device>::upload(counter_.data(), counter_host_.data(), sizeof(std::uint64_t));
+    rng_.bind_counter(counter_.data());
+    written_ = 0;
+  }
+  /// After a step's work: its values to the host staging (not waited for).
+  void end_work() {
+    rng_.unbind_counter();
+    device_memory<Device>::download(values_host_.data(), values_.data(), detail::slot_count * sizeof(real));
+  }
+  /// Waits for the device and copies the values the last work wrote into r.
+  void read_values(step_report& r) {
+    backend<Device>::synchronize();
+    real* const fields[detail::slot_count] = {&r.d_loss, &r.gp, &r.g_gan, &r.g_lc, &r.g_lz, &r.e_lc, &r.e_lz};
+    for (unsigned k = 0; k < detail::slot_count; ++k)
+      if (written_ & (1u << k)) *fields[k] = values_host_[k];
+  }
+  /// The device real of report slot k, marked as written.
+  real* slot(detail::report_slot k) {
+    written_ |= 1u << k;
+    return values_.data() + k;
+  }
+
+  /// Critic update on one real batch.
+  void d_phase(cview<image_shape, Device> real_x) {
+    const std::size_t B = real_x.batch;
+    lat_.sample(B, o_.sigma, rng_, false);
+    auto fake = g_.forward(lat_.zc.cv(), mode::train);
+    xd_.resize(2 * B);
+    backend<Device>::copy(xd_.data(), real_x.ptr, real_x.size());
+    backend<Device>::copy(xd_.data() + real_x.size(), fake.ptr, fake.size());
+    auto out = d_.forward(xd_.cv(), mode::train);
+    dlogit_.resize(2 * B);
+    real* loss = slot(detail::slot_d_loss);
+    gan_.d_loss(out.slice(0, B), out.slice(B, B), dlogit_.v().slice(0, B), dlogit_.v().slice(B, B), loss);
+    d_.backward(dlogit_.cv(), nn::grads::assign);
+    if constexpr (Objective::penalty) {
+      auto x = xd_.cv();
+      real* gp = slot(detail::slot_gp);
+      gp_(d_, x.slice(0, B), x.slice(B, B), rng_, gp);
+      const auto l = losses::device_scalar<Device>(loss);
+      l = l + losses::device_scalar<Device>(gp);
+    }
+    d_opt_->step();
+  }
+
+  /// Generator update with D and E fixed.
+  void g_phase(cview<image_shape, Device> labelled, const real* labels) {
+    const std::size_t B = o_.batch_g;
+    lat_.sample(B, o_.sigma, rng_, o_.positives == losses::positives::one);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    auto out = d_.forward(x, mode::train);
+    dlogit_.resize(B);
+    gan_.g_loss(out, dlogit_.v(), slot(detail::slot_g_gan));
+    auto dxd = d_.backward(dlogit_.cv(), nn::grads::skip);
+    dx_.resize(B);
+    dx_ = dxd;
+    if (beta1_ > 0 || beta2_ > 0) {
+      // CD-GAN: E fixed here. The baselines train E jointly with G on the same loss.
+      auto dxe = encoder_losses(x, labelled, labels, detail::slot_g_lc, detail::slot_g_lz,
+                                joint ? nn::grads::assign : nn::grads::skip);
+      dx_ += dxe.slice(0, B);
+    }
+    g_.backward(dx_.cv(), nn::grads::assign);
+    g_opt_->step();
+    if (joint && (beta1_ > 0 || beta2_ > 0)) e_opt_->step();
+  }
+
+  /// Encoder update with G fixed (the host-valued real-image terms go straight into r).
+  void e_phase(cview<image_shape, Device> labelled, const real* labels, step_report& r,
+               cview<image_shape, Device> unlabelled) {
+    if (joint || !(beta1_ > 0 || beta2_ > 0)) return;
+    lat_.sample(o_.batch_e, o_.sigma, rng_, o_.positives == losses::positives::one);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    const bool reals = o_.real_contrast > 0 || o_.real_clustering > 0;
+    encoder_losses(x, labelled, labels, detail::slot_e_lc, detail::slot_e_lz, nn::grads::assign,
+                   reals ? unlabelled : cview<image_shape, Device>{}, &r.e_real, &r.e_im, &r.e_sat);
+    e_opt_->step();
+  }
+
+  /// E_e alone on β2·L_z (model_options::e_hold_content).
+  void e_content_phase() {
+    lat_.sample(o_.batch_e, o_.sigma, rng_, false);
+    auto x = g_.forward(lat_.zc.cv(), mode::train);
+    auto out = e_.forward(x, mode::train);
+    de_.resize(o_.batch_e);
+    losses::content<shape<Z>, Device>(std::get<1>(out), lat_.z.cv(), de_.v(), slot(detail::slot_e_lz));
+    de_.v() = de_.v() * beta2_;
+    e_.template head<1>().backward(de_.cv(), nn::grads::assign);
+    ee_opt_->step();
+  }
+
   /// E forward on [x; crop(x); l; crop(l); u; u′] (the crops of x and l with two_views; l: the
   /// labelled images; u′ with real_contrast or real_consistency: a per-image affine distortion of u
   /// with real_consistency, else one crop of u), β1·L_c + β2·L_z (+ γ·instance contrast of [u; u′],
   /// γ'·clustering term of u and γ''·consistency of u′), E backward with `g`; returns dL/d[...] (the
   /// first x.batch rows are the gradient with respect to x).
   cview<image_shape, Device> encoder_losses(cview<image_shape, Device> x, cview<image_shape, Device> labelled,
-                                            const real* labels, real& lc, real& lz, nn::grads g,
+                                            const real* labels, detail::report_slot lc, detail::report_slot lz, nn::grads g,
                                             cview<image_shape, Device> unlabelled = {}, real* instance_loss = nullptr,
                                             real* clustering_loss = nullptr, real* consistency_loss = nullptr) {
     const std::size_t B = x.batch, V = two_views_ ? 2 : 1, M = labelled.empty() ? 0 : labelled.batch;
@@ -486,9 +677,11 @@ class model {
     de_.resize(R);
     auto dfq = df_.v().slice(0, Q);
     if constexpr (joint)
-      lc = losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_);
+      losses::cross_entropy<f_dim, Device>(f, ce_.data(), df_.v(), ce_work_, slot(lc));
+    else if (beta1_ > 0)
+      lc_(f.slice(0, Q), ce_.data(), anchors, dfq, slot(lc));
     else
-      lc = beta1_ > 0 ? lc_(f.slice(0, Q), ce_.data(), anchors, dfq) : real(0);
+      losses::device_scalar<Device>(slot(lc)) = 0.f;
     dfq = dfq * beta1_;
     if (UV == 2 && o_.real_contrast > 0) {
       auto dfu = df_.v().slice(Q, 2 * U);
@@ -511,7 +704,7 @@ class model {
         dfa += dim_.cv() * o_.real_consistency;
       }
     }
-    lz = losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B));
+    losses::content<shape<Z>, Device>(e.slice(0, B), lat_.z.cv(), de_.v().slice(0, B), slot(lz));
     auto de = de_.v();
     de.slice(0, B) = de.slice(0, B) * (Objective::content ? beta2_ : real(0));
     if (R > B) de.slice(B, R - B) = 0.f;
@@ -589,6 +782,23 @@ class model {
   std::vector<real> affine_host_;
   tensor<feature_shape, Device> df_, dim_;
   tensor<shape<Z>, Device> de_;
+  // The step's draw counter (rng_ reads it on the device, see rng::bind_counter) and loss values,
+  // each with the host staging it is copied from or to.
+  buffer<Device, std::uint64_t> counter_{1};
+  staging_buffer<Device, std::uint64_t> counter_host_{1};
+  tensor<shape<1>, Device> values_{detail::slot_count};
+  staging_buffer<Device, real> values_host_{detail::slot_count};
+  unsigned written_ = 0;  // which report slots the last work wrote
+  // The recorded step (model_options::cuda_graph) and what one replay stands for.
+  step_graph<Device> graph_;
+  std::optional<step_key> last_key_;  // the last step's key, after it ran
+  step_key graph_key_{};
+  struct {
+    std::uint64_t draws = 0, g = 0, d = 0, e = 0, ee = 0;
+    unsigned written = 0;
+  } recorded_;
+  std::size_t graph_recordings_ = 0, graph_replays_ = 0;
+  std::string graph_off_;
 };
 
 }  // namespace cdgan

@@ -6,14 +6,20 @@
 
 namespace cdgan::losses {
 
-/// L_z = (1/B) Σ_b ‖z_b − e_b‖². Writes dL/de = 2(e − z)/B.
+/// L_z = (1/B) Σ_b ‖z_b − e_b‖² into the device real `value`. Writes dL/de = 2(e − z)/B.
 template <shape_type S, class Device>
-real content(cview<S, Device> e, cview<S, Device> z, view<S, Device> de) {
+void content(cview<S, Device> e, cview<S, Device> z, view<S, Device> de, real* value) {
   require_same_batch("content (e vs z)", e.batch, z.batch);
   require_same_batch("content (e vs gradient)", e.batch, de.batch);
   const real inv_b = real(1) / static_cast<real>(e.batch);
   de = (e - z) * (2 * inv_b);
-  return sum(square(e - z), e.size(), scratch<Device>()) * inv_b;
+  sum_into<Device>(value, square(e - z), e.size());
+  device_scalar<Device>(value) = device_scalar<Device>(value) * inv_b;
+}
+/// The same, returning L_z on the host.
+template <shape_type S, class Device>
+real content(cview<S, Device> e, cview<S, Device> z, view<S, Device> de) {
+  return host_value<Device>([&](real* v) { content<S, Device>(e, z, de, v); });
 }
 
 namespace detail {
@@ -29,10 +35,11 @@ struct onehot {
 }  // namespace detail
 
 /// Softmax cross-entropy: (1/B) Σ_b −log softmax(logits_b)[label_b], labels as reals on the device.
-/// Writes dL/dlogits = (softmax − onehot)/B. `probs` is a work buffer of the logits' shape.
+/// Writes dL/dlogits = (softmax − onehot)/B and the loss into the device real `value`. `work` is a
+/// work buffer (2B reals).
 template <std::size_t K, class Device>
-real cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shape<K>, Device> dlogits,
-                   tensor<shape<1>, Device>& work) {
+void cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shape<K>, Device> dlogits,
+                   tensor<shape<1>, Device>& work, real* value) {
   require_same_batch("cross_entropy (logits vs gradient)", logits.batch, dlogits.batch);
   const std::size_t B = logits.batch;
   work.resize(2 * B);
@@ -46,7 +53,14 @@ real cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shap
   const auto y = generate<Device>(detail::onehot<K>{labels});
   const real inv_b = real(1) / static_cast<real>(B);
   dlogits = (exp(logits - row_lse) - y) * inv_b;
-  return sum(y * (row_lse - logits), logits.size(), scratch<Device>()) * inv_b;
+  sum_into<Device>(value, y * (row_lse - logits), logits.size());
+  device_scalar<Device>(value) = device_scalar<Device>(value) * inv_b;
+}
+/// The same, returning the loss on the host.
+template <std::size_t K, class Device>
+real cross_entropy(cview<shape<K>, Device> logits, const real* labels, view<shape<K>, Device> dlogits,
+                   tensor<shape<1>, Device>& work) {
+  return host_value<Device>([&](real* v) { cross_entropy<K, Device>(logits, labels, dlogits, work, v); });
 }
 
 }  // namespace cdgan::losses

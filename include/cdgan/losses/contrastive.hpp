@@ -89,6 +89,11 @@ class contrastive {
   /// df: receives dL/df (R rows). Returns L_c.
   real operator()(cview<feature_shape, Device> f, const real* labels, std::size_t n_anchors,
                   view<feature_shape, Device> df) {
+    return host_value<Device>([&](real* v) { (*this)(f, labels, n_anchors, df, v); });
+  }
+  /// The same, with L_c written into the device real `value`.
+  void operator()(cview<feature_shape, Device> f, const real* labels, std::size_t n_anchors,
+                  view<feature_shape, Device> df, real* value) {
     const std::size_t R = f.batch, N = n_anchors;
     if (N > R || N == 0)
       throw shape_error("cdgan: contrastive loss: " + std::to_string(N) + " anchors among " + std::to_string(R) + " rows");
@@ -135,12 +140,11 @@ class contrastive {
     }
     B::template reduce<reduction::sum>(tot_.data(), 1, 1, N, row_.as_expr(), 0);
     B::template reduce<reduction::sum>(tot_.data() + 1, 1, 1, N, cnt_ > 0.f, 0);
-    real host[2];
-    device_memory<Device>::to_host(host, tot_.data(), sizeof host);
-    const real k = host[1];
+    // K = tot_[1], the anchors with positives (a count, so max(K, 1) is K when K > 0), stays on the device
+    const expr_broadcast<Device> k{{}, tot_.data() + 1, N * R, 1};
 
     // dℓ_i/ds_ij = softmax_den(ij) − target_ij; scaled by 1/K for anchors with positives
-    const auto valid_over_k = where(per_row(cnt_) > 0.f, 1.f / (k > 0 ? k : 1.f), 0.f);
+    const auto valid_over_k = where(per_row(cnt_) > 0.f, 1.f / max(k, 1.f), 0.f);
     if (o_.positives_ == positives::all)
       e_ = valid_over_k * (e_ / per_row(z_) - pos / max(per_row(cnt_), 1.f));
     else
@@ -151,7 +155,8 @@ class contrastive {
     // through the normalisation: df = (dû − û ⟨dû, û⟩) / ‖f‖
     B::template reduce<reduction::sum>(rdot_.data(), 1, R, D, du_ * u_, 0);
     df = (du_ - u_ * per_sample<D, Device>(rdot_.data(), R)) * per_sample<D, Device>(rinv_.data(), R);
-    return k > 0 ? host[0] / k : real(0);
+    const auto total = device_scalar<Device>(tot_.data()), anchors = device_scalar<Device>(tot_.data() + 1);
+    device_scalar<Device>(value) = where(anchors > 0.f, total / max(anchors, 1.f), 0.f);
   }
 
  private:

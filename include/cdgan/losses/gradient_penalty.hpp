@@ -31,7 +31,8 @@ class gradient_penalty {
   }
   real lambda() const { return lambda_; }
 
-  real operator()(Critic& critic, cview<in_shape, device> real_x, cview<in_shape, device> fake_x, rng& g) {
+  /// The penalty at random points between real_x and fake_x, into the device real `value`.
+  void operator()(Critic& critic, cview<in_shape, device> real_x, cview<in_shape, device> fake_x, rng& g, real* value) {
     require_same_batch("gradient_penalty (real vs fake)", real_x.batch, fake_x.batch);
     const std::size_t B = real_x.batch;
     eps_.resize(B);
@@ -39,11 +40,20 @@ class gradient_penalty {
     xhat_.resize(B);
     const auto e = per_sample<in_shape::size, device>(eps_.data(), B);
     xhat_ = e * real_x + (1.f - e) * fake_x;
-    return penalty(critic, xhat_.cv());
+    penalty(critic, xhat_.cv(), value);
+  }
+  /// The same, returning the penalty on the host.
+  real operator()(Critic& critic, cview<in_shape, device> real_x, cview<in_shape, device> fake_x, rng& g) {
+    return host_value<device>([&](real* v) { (*this)(critic, real_x, fake_x, g, v); });
   }
 
-  /// The penalty at given points x̂ (exposed for tests).
+  /// The penalty at given points x̂ (exposed for tests), on the host.
   real penalty(Critic& critic, cview<in_shape, device> xhat) {
+    return host_value<device>([&](real* v) { penalty(critic, xhat, v); });
+  }
+
+  /// The penalty at given points x̂, into the device real `value`.
+  void penalty(Critic& critic, cview<in_shape, device> xhat, real* value) {
     const std::size_t B = xhat.batch;
     ones_.resize(B);
     ones_ = 1.f;
@@ -57,7 +67,9 @@ class gradient_penalty {
     const auto n = per_sample<in_shape::size, device>(norm_.data(), B);
     gbar_ = grad * (scale * (n - 1.f) / max(n, 1e-12f));
     critic.double_backward(gbar_.cv(), view<in_shape, device>{});
-    return sum(square(norm_ - 1.f), B, scratch<device>()) * lambda_ / static_cast<real>(B);
+    sum_into<device>(value, square(norm_ - 1.f), B);
+    const auto v = device_scalar<device>(value);
+    v = v * lambda_ / static_cast<real>(B);
   }
 
  private:

@@ -13,7 +13,9 @@
 /// Requires: see optim/optimizer.hpp (the networks outlive the optimiser).
 /// Ensures: m and v are allocated (on Device) and zeroed once, in the constructor; each step is one
 /// fused pass per parameter (`backend<Device>::for_each`) reading θ, g, m, v and writing θ, m, v.
-/// The bias corrections are computed on the host in double.
+/// The bias corrections are computed in double by a one-element kernel (`adam_schedule`) from a step
+/// counter kept on Device next to m and v, so a step's launches do not depend on host values that
+/// change from step to step: a recorded CUDA graph of the step stays right when it is replayed.
 ///
 /// @code
 /// @inproceedings{kingma2015adam, title={Adam: A Method for Stochastic Optimization},
@@ -79,14 +81,31 @@ struct adam_options {
 };
 
 namespace detail {
-/// The fused Adam update of one parameter: element i of θ, m, v in one pass.
+/// The step's constants, in s = {t, step size, √(1 − β2^t)} on the device: t ← t + 1, then
+/// s[1] = lr / (1 − β1^t) and s[2] = √(1 − β2^t), in double (the update rounds them to real once).
+/// One element.
+struct adam_schedule {
+  double* s;
+  double beta1, beta2, lr;
+  CDGAN_HOST_DEVICE void operator()(std::size_t) const {
+    const double t = s[0] + 1;
+    s[0] = t;
+    s[1] = lr / (1.0 - ::pow(beta1, t));
+    s[2] = ::sqrt(1.0 - ::pow(beta2, t));
+  }
+};
+
+/// The fused Adam update of one parameter: element i of θ, m, v in one pass; c: adam_schedule's
+/// s + 1 (step size, √(1 − β2^t)).
 struct adam_update {
   real* p;
   const real* g;
   real* m;
   real* v;
-  real beta1, beta2, one_minus_beta1, one_minus_beta2, weight_decay, step_size, sqrt_bc2, eps;
+  const double* c;
+  real beta1, beta2, one_minus_beta1, one_minus_beta2, weight_decay, eps;
   CDGAN_HOST_DEVICE void operator()(std::size_t i) const {
+    const real step_size = static_cast<real>(c[0]), sqrt_bc2 = static_cast<real>(c[1]);
     real gi = g[i];
     if (weight_decay != real(0)) gi += weight_decay * p[i];
     const real mi = beta1 * m[i] + one_minus_beta1 * gi;
@@ -101,6 +120,7 @@ struct adam_update {
   void range(std::size_t lo, std::size_t hi) const {
     using array = Eigen::Array<real, Eigen::Dynamic, 1>;
     constexpr std::size_t block = 2048;
+    const real step_size = static_cast<real>(c[0]), sqrt_bc2 = static_cast<real>(c[1]);
     for (std::size_t b = lo; b < hi; b += block) {
       const auto n = static_cast<Eigen::Index>(hi - b < block ? hi - b : block);
       Eigen::Map<array> P(p + b, n), M(m + b, n), V(v + b, n);
@@ -126,28 +146,33 @@ class adam : public detail::optimizer_base<Device> {
   using options_type = adam_options;
 
   explicit adam(parameter_list<Device> params, adam_options o = {})
-      : base("adam", std::move(params), o.lr()), opt_(validated(o)), m_(this->params_), v_(this->params_) {}
+      : base("adam", std::move(params), o.lr()), opt_(validated(o)), m_(this->params_), v_(this->params_), s_(3) {
+    upload_step_count();
+  }
   template <parameterised Net>
     requires std::is_same_v<typename Net::device, Device>
   explicit adam(Net& net, adam_options o = {}) : adam(parameters(net), o) {}
 
   const adam_options& options() const { return opt_; }
 
+  /// Whether a recorded step (CUDA graph) may be replayed: every value that changes from step to step
+  /// is read from device memory (the step counter), none is a kernel argument. lr() is one: a replay
+  /// needs the lr() it was recorded with (gan/model.hpp checks).
+  static constexpr bool replayable = true;
+
   /// One Adam step over every parameter.
   void step() {
     this->check_gradients();
-    const std::uint64_t t = ++this->steps_;
+    ++this->steps_;
     const double b1 = opt_.beta1(), b2 = opt_.beta2();
-    const double bc1 = 1.0 - std::pow(b1, static_cast<double>(t));
-    const double bc2 = 1.0 - std::pow(b2, static_cast<double>(t));
+    backend<Device>::for_each(1, detail::adam_schedule{s_.data(), b1, b2, static_cast<double>(this->lr_)});
     detail::adam_update u{};
+    u.c = s_.data() + 1;
     u.beta1 = opt_.beta1();
     u.beta2 = opt_.beta2();
     u.one_minus_beta1 = static_cast<real>(1.0 - b1);
     u.one_minus_beta2 = static_cast<real>(1.0 - b2);
     u.weight_decay = opt_.weight_decay();
-    u.step_size = static_cast<real>(static_cast<double>(this->lr_) / bc1);
-    u.sqrt_bc2 = static_cast<real>(std::sqrt(bc2));
     u.eps = opt_.eps();
     for (std::size_t k = 0; k < this->params_.size(); ++k) {
       auto& p = this->params_[k];
@@ -157,6 +182,12 @@ class adam : public detail::optimizer_base<Device> {
       u.v = v_.at(k);
       backend<Device>::for_each(p.size, u);
     }
+  }
+
+  /// Sets the step count t (a checkpoint's), here and in the device copy that the update reads.
+  void set_step_count(std::uint64_t n) {
+    this->steps_ = n;
+    upload_step_count();
   }
 
   /// f(name, data, size) for each state array: "<param>.exp_avg" (m) and "<param>.exp_avg_sq" (v),
@@ -187,8 +218,14 @@ class adam : public detail::optimizer_base<Device> {
     return o;
   }
 
+  void upload_step_count() {
+    const double t = static_cast<double>(this->steps_);
+    device_memory<Device>::from_host(s_.data(), &t, sizeof t);
+  }
+
   adam_options opt_;
   detail::state_array<Device> m_, v_;
+  buffer<Device, double> s_;  // the step count t and the update's constants (adam_schedule)
 };
 
 template <class Device>

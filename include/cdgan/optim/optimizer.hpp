@@ -131,6 +131,9 @@ class optimizer_base {
   }
   std::uint64_t step_count() const { return steps_; }
   void set_step_count(std::uint64_t n) { steps_ = n; }
+  /// Counts n steps as taken without taking them (a replayed CUDA graph of the training step took
+  /// them on the device; gan/model.hpp).
+  void skip_steps(std::uint64_t n) { steps_ += n; }
   const parameter_list<Device>& params() const { return params_; }
   /// Total number of scalars over all parameters.
   std::size_t num_parameters() const { return total_; }

@@ -97,6 +97,11 @@ class sgd : public detail::optimizer_base<Device> {
 
   const sgd_options& options() const { return opt_; }
 
+  /// Whether a recorded step (CUDA graph) may be replayed. The first step (no momentum buffer yet) is
+  /// special, so a replay is only correct after it; lr() must be the one it was recorded with
+  /// (gan/model.hpp records after the first step and checks both).
+  static constexpr bool replayable = true;
+
   /// One SGD step over every parameter.
   void step() {
     this->check_gradients();

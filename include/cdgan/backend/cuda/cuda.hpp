@@ -6,7 +6,8 @@
 /// - Without CDGAN_WITH_CUDA (no `cdgan::cuda` target): nothing. Using a `cdgan::cuda` tensor then
 ///   fails at compile time with "this device's memory is not available ... link the cdgan::cuda target".
 /// - With CDGAN_WITH_CUDA, in any C++ compiler: the host-only parts, error.hpp (CDGAN_CUDA_CHECK,
-///   CDGAN_CUBLAS_CHECK) and memory.hpp (`cuda_context`, `cuda_available()`, `device_memory<cuda>`),
+///   CDGAN_CUBLAS_CHECK), memory.hpp (`cuda_context`, `cuda_available()`, `device_memory<cuda>`) and
+///   graph.hpp (`step_graph<cuda>`, the recorded training step),
 ///   so a plain .cpp file may allocate, copy and inspect CUDA tensors.
 /// - With CDGAN_WITH_CUDA under nvcc (`__CUDACC__`): also backend.cuh, the kernels (`executor<cuda>`,
 ///   `backend<cuda>`). Evaluating an expression or running a layer on `cdgan::cuda` in a TU that g++
@@ -22,6 +23,7 @@
 
 #if defined(CDGAN_WITH_CUDA)
 #include "error.hpp"
+#include "graph.hpp"
 #include "memory.hpp"
 #if defined(__CUDACC__)
 #include "backend.cuh"

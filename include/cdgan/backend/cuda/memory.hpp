@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -83,6 +84,10 @@ class cuda_context {
       CDGAN_CUBLAS_CHECK(cublasCreate(&h));
       CDGAN_CUBLAS_CHECK(cublasSetStream(h, stream_));
       CDGAN_CUBLAS_CHECK(cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+      // A workspace of our own (NVIDIA's recommendation for Hopper: 32 MiB), so that cuBLAS does not
+      // allocate while a training step is recorded into a CUDA graph.
+      cublas_workspace_ = allocate(cublas_workspace_bytes);
+      CDGAN_CUBLAS_CHECK(cublasSetWorkspace(h, cublas_workspace_, cublas_workspace_bytes));
       cublas_ = h;
       apply_math_mode();
     });
@@ -100,8 +105,13 @@ class cuda_context {
   /// Waits until all work queued on the stream has finished (and reports any asynchronous error).
   void synchronize() const { CDGAN_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-  /// Raw device allocation in stream order (what device_memory<cuda> uses).
+  /// Raw device allocation in stream order (what device_memory<cuda> uses). Refused while the stream
+  /// is being recorded into a CUDA graph (begin_capture): the recorded step must find all its
+  /// buffers in place, and an allocation there would belong to the graph, not to the tensor.
   void* allocate(std::size_t bytes) const {
+    if (capturing_)
+      throw device_error("cdgan: a device allocation of " + std::to_string(bytes) +
+                         " bytes while recording a CUDA graph (a buffer of the step grew since the step before)");
     void* p = nullptr;
     const std::size_t b = bytes < 256 ? 256 : bytes;
     if (pools_)
@@ -112,6 +122,13 @@ class cuda_context {
   }
   void deallocate(void* p) const noexcept {
     if (!p) return;
+    if (capturing_) {  // not a stream operation of the recorded step: freed when the recording ends
+      try {
+        deferred_frees_.push_back(p);
+        return;
+      } catch (...) {  // out of host memory: free it now and let the recording fail
+      }
+    }
     // Errors are ignored: this runs in destructors, possibly after the driver shut down at exit.
     const cudaError_t e = pools_ ? cudaFreeAsync(p, stream_) : cudaFree(p);
     if (e != cudaSuccess) (void)cudaGetLastError();
@@ -127,6 +144,7 @@ class cuda_context {
       const std::size_t want = bytes < 4096 ? 4096 : bytes;
       workspace_ = allocate(want);
       workspace_bytes_ = want;
+      ++detail::release_counter<cuda>();  // a recorded CUDA graph that used the old workspace is stale
     }
     return workspace_;
   }
@@ -144,6 +162,41 @@ class cuda_context {
     pools_ = pools != 0;
     CDGAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
+
+ public:
+  /// Starts recording the work queued on `stream()` into a CUDA graph instead of running it
+  /// (relaxed mode: other threads' CUDA calls are not affected). Allocations are refused and frees
+  /// deferred until end_capture / abort_capture.
+  void begin_capture() {
+    CDGAN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    capturing_ = true;
+  }
+  /// Ends the recording and returns the graph (the caller owns it).
+  cudaGraph_t end_capture() {
+    cudaGraph_t g = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(stream_, &g);
+    finish_capture();
+    if (e != cudaSuccess) detail::throw_cuda_error(e, "cudaStreamEndCapture", __FILE__, __LINE__);
+    return g;
+  }
+  /// Ends a recording that failed, dropping what was recorded; never throws.
+  void abort_capture() noexcept {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream_, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone) {
+      cudaGraph_t g = nullptr;
+      if (cudaStreamEndCapture(stream_, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+    }
+    (void)cudaGetLastError();
+    finish_capture();
+  }
+  bool capturing() const noexcept { return capturing_; }
+
+ private:
+  void finish_capture() noexcept {
+    capturing_ = false;
+    for (void* p : deferred_frees_) deallocate(p);
+    deferred_frees_.clear();
+  }
   void apply_math_mode() { CDGAN_CUBLAS_CHECK(cublasSetMathMode(cublas_, tf32_ ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH)); }
 
   int device_ = 0, sm_count_ = 1;
@@ -155,6 +208,10 @@ class cuda_context {
   std::mutex mutex_;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
+  static constexpr std::size_t cublas_workspace_bytes = std::size_t(32) << 20;
+  void* cublas_workspace_ = nullptr;
+  bool capturing_ = false;
+  mutable std::vector<void*> deferred_frees_;
 };
 
 /// Device memory on the default CUDA context's stream.
@@ -186,6 +243,25 @@ struct device_memory<cuda> {
   /// All bits zero (0.0f), queued on the stream.
   static void zero(void* dst, std::size_t bytes) {
     if (bytes) CDGAN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cuda_context::instance().stream()));
+  }
+  /// Pinned (page-locked) host memory, for copies that do not wait and can be recorded in a graph.
+  static void* allocate_staging(std::size_t bytes) {
+    void* p = nullptr;
+    CDGAN_CUDA_CHECK(cudaMallocHost(&p, bytes));
+    return p;
+  }
+  static void deallocate_staging(void* p) noexcept {
+    if (p && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+  }
+  /// Pinned host to device, queued on the stream, not waited for.
+  static void upload(void* dst, const void* staging, std::size_t bytes) {
+    if (bytes)
+      CDGAN_CUDA_CHECK(cudaMemcpyAsync(dst, staging, bytes, cudaMemcpyHostToDevice, cuda_context::instance().stream()));
+  }
+  /// Device to pinned host, queued on the stream, not waited for (synchronize before reading it).
+  static void download(void* staging, const void* src, std::size_t bytes) {
+    if (bytes)
+      CDGAN_CUDA_CHECK(cudaMemcpyAsync(staging, src, bytes, cudaMemcpyDeviceToHost, cuda_context::instance().stream()));
   }
 };
 
