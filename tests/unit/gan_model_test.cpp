@@ -69,6 +69,11 @@ TEST_CASE("model: Algorithm 1 runs, losses finite, deterministic, allocation-fre
     }
     CHECK(a.steps() == 4);
     CHECK(snapshot(a.generator()) == snapshot(b.generator()));
+    // model_options::cuda_graph is on by default and means nothing on the CPU: every step ran as it is
+    CHECK(a.options().cuda_graph);
+    CHECK(a.graph_recordings() == 0);
+    CHECK(a.graph_replays() == 0);
+    CHECK(a.graph_status() == "no CUDA graphs on cpu");
   }
 }
 

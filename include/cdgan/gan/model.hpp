@@ -489,9 +489,8 @@ class model {
     if (checks_enabled()) return no("not recorded: checks are on (set_checks), which wait for the device");
     if (two_views_ || o_.real_contrast > 0 || o_.real_clustering > 0 || o_.real_consistency > 0)
       return no("not recorded: two_views, real_contrast, real_clustering and real_consistency draw on the host");
-    if (g_opt_->step_count() == 0 || d_opt_->step_count() == 0 || (ee_opt_ && ee_opt_->step_count() == 0) ||
-        (steps_ >= o_.e_hold && e_opt_->step_count() == 0))
-      return false;  // an optimiser's first step is special (SGD's momentum buffer): run it as it is
+    // No check of the optimisers' first steps (SGD's is special): a step is recorded only after a step
+    // with the same key, and the key fixes which optimisers step, so none takes its first step here.
     graph_off_.clear();
     return true;
   }
