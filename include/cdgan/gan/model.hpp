@@ -155,8 +155,9 @@ struct model_options {
   /// given back, e.g. by an evaluation at a larger batch, a learning rate) makes the next steps run as
   /// they are and record again. Steps that draw host
   /// randomness (two_views, real_contrast, real_clustering, real_consistency) or run checks
-  /// (set_checks) are never recorded. Replays give the same bits as running the step. Ignored on the
-  /// CPU. See model::graph_status().
+  /// (set_checks) are never recorded. A recording that fails (a CUDA call that cannot be recorded)
+  /// is dropped, the step runs as it is, and the model does not record again. Replays give the same
+  /// bits as running the step. Ignored on the CPU. See model::graph_status().
   bool cuda_graph = true;
 
   /// Whether iteration `step` (0-based) contrasts a second view of each generated image.
@@ -459,7 +460,7 @@ class model {
   /// that is not read from device memory.
   struct step_key {
     real beta1, beta2, lr_g, lr_d, lr_e, lr_ee;
-    bool two_views, e_active;
+    bool two_views, e_active, checks;
     const real* real_d;
     std::size_t real_batch;
     const real* labelled;
@@ -471,7 +472,7 @@ class model {
   };
   step_key key_of(cview<image_shape, Device> real_d, cview<image_shape, Device> labelled, const real* labels) const {
     return {beta1_, beta2_, g_opt_->lr(), d_opt_->lr(), e_opt_->lr(), ee_opt_ ? ee_opt_->lr() : real(0), two_views_,
-            steps_ >= o_.e_hold, real_d.ptr, real_d.batch, labelled.ptr, labelled.batch, labels,
+            steps_ >= o_.e_hold, checks_enabled(), real_d.ptr, real_d.batch, labelled.ptr, labelled.batch, labels,
             release_count<Device>(), std::this_thread::get_id()};
   }
 
@@ -481,7 +482,7 @@ class model {
       graph_off_ = why;
       return false;
     };
-    if (!step_graph<Device>::supported || !o_.cuda_graph) return false;
+    if (!step_graph<Device>::supported || !o_.cuda_graph || graph_failed_) return false;
     if constexpr (!requires { optimiser_type::replayable; })
       return no("not recorded: the optimiser does not declare itself replayable");
     else if (!optimiser_type::replayable)
@@ -522,7 +523,8 @@ class model {
       d_opt_->set_step_count(counts[1]);
       e_opt_->set_step_count(counts[2]);
       if (ee_opt_) ee_opt_->set_step_count(counts[3]);
-      graph_off_ = std::string("recording the step as a CUDA graph failed, the step runs as it is: ") + e.what();
+      graph_off_ = std::string("recording the step as a CUDA graph failed, so steps run as they are from now on: ") + e.what();
+      graph_failed_ = true;
       return false;
     }
     recorded_ = {rng_.calls() - calls, g_opt_->step_count() - counts[0], d_opt_->step_count() - counts[1],
@@ -797,6 +799,7 @@ class model {
     unsigned written = 0;
   } recorded_;
   std::size_t graph_recordings_ = 0, graph_replays_ = 0;
+  bool graph_failed_ = false;  // a recording failed: not tried again
   std::string graph_off_;
 };
 
