@@ -14,6 +14,7 @@
 #include "../config.hpp"
 #include "device.hpp"
 #include "error.hpp"
+#include "graph.hpp"
 
 namespace cdgan {
 
@@ -54,24 +55,43 @@ struct device_memory {
 template <>
 struct device_memory<cpu> {
   static void* allocate(std::size_t bytes) {
+    CDGAN_CPU_NOT_WHILE_RECORDING("an allocation of " + std::to_string(bytes) + " bytes")
     std::size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     if (!p) throw std::bad_alloc();
     return p;
   }
   static void deallocate(void* p) noexcept { std::free(p); }
-  static void copy(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
-  static void to_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
-  static void from_host(void* dst, const void* src, std::size_t bytes) { std::memcpy(dst, src, bytes); }
-  static void zero(void* dst, std::size_t bytes) { std::memset(dst, 0, bytes); }
+  static void copy(void* dst, const void* src, std::size_t bytes) {
+    CDGAN_CPU_RECORD(copy(dst, src, bytes))
+    std::memcpy(dst, src, bytes);
+  }
+  static void to_host(void* dst, const void* src, std::size_t bytes) {
+    CDGAN_CPU_NOT_WHILE_RECORDING("a copy to the host")
+    std::memcpy(dst, src, bytes);
+  }
+  static void from_host(void* dst, const void* src, std::size_t bytes) {
+    CDGAN_CPU_NOT_WHILE_RECORDING("a waiting copy from the host")
+    std::memcpy(dst, src, bytes);
+  }
+  static void zero(void* dst, std::size_t bytes) {
+    CDGAN_CPU_RECORD(zero(dst, bytes))
+    std::memset(dst, 0, bytes);
+  }
   /// Host memory that the device copies to and from without waiting (plain memory here; pinned,
   /// page-locked memory for cuda).
   static void* allocate_staging(std::size_t bytes) { return allocate(bytes); }
   static void deallocate_staging(void* p) noexcept { deallocate(p); }
   /// Staging (host) to device and device to staging, queued after earlier work and not waited for;
   /// the caller keeps the staging memory untouched until a synchronisation. Here: plain copies.
-  static void upload(void* dst, const void* staging, std::size_t bytes) { std::memcpy(dst, staging, bytes); }
-  static void download(void* staging, const void* src, std::size_t bytes) { std::memcpy(staging, src, bytes); }
+  static void upload(void* dst, const void* staging, std::size_t bytes) {
+    CDGAN_CPU_RECORD(upload(dst, staging, bytes))
+    std::memcpy(dst, staging, bytes);
+  }
+  static void download(void* staging, const void* src, std::size_t bytes) {
+    CDGAN_CPU_RECORD(download(staging, src, bytes))
+    std::memcpy(staging, src, bytes);
+  }
 };
 
 /// Owning, growable, uninitialised storage of `T` on `Device`. Never shrinks: resizing to a smaller

@@ -907,6 +907,7 @@ struct executor<cpu> {
   /// broadcasts runs block by block (see detail::cpu_kernels::on_block / on_row).
   template <class E>
   static void run(real* dst, std::size_t n, const E& e) {
+    CDGAN_CPU_RECORD(run(dst, n, e))
     namespace k = detail::cpu_kernels;
     k::broadcast_scan s;
     k::scan(e, s);
@@ -943,6 +944,7 @@ struct backend<cpu> {
   /// C[M×N] = alpha·op(A)·op(B) + beta·C, row-major (beta = 0 overwrites C, NaNs included).
   static void gemm(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, real alpha, const real* A,
                    const real* B, real beta, real* C) {
+    CDGAN_CPU_RECORD(gemm(ta, tb, M, N, K, alpha, A, B, beta, C))
 #if CDGAN_CPU_GEMM
     using detail::cpu_kernels::operand;
     const operand a = ta ? operand{A, 1, M} : operand{A, K, 1};
@@ -973,6 +975,7 @@ struct backend<cpu> {
   static void gemm_batched(bool ta, bool tb, std::size_t M, std::size_t N, std::size_t K, real alpha,
                            const real* A, std::size_t sa, const real* B, std::size_t sb, real beta, real* C,
                            std::size_t sc, std::size_t count) {
+    CDGAN_CPU_RECORD(gemm_batched(ta, tb, M, N, K, alpha, A, sa, B, sb, beta, C, sc, count))
     const double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
     auto one = [&](std::size_t u) { gemm(ta, tb, M, N, K, alpha, A + u * sa, B + u * sb, beta, C + u * sc); };
     if (count > 1 && work < 4e6 && work * static_cast<double>(count) >= 1e6)
@@ -986,6 +989,7 @@ struct backend<cpu> {
   /// they add in double in order of o. Deterministic: the same bits for any thread count.
   template <class R, class E>
   static void reduce(real* out, std::size_t outer, std::size_t mid, std::size_t inner, const E& e, real beta = 0) {
+    CDGAN_CPU_RECORD(reduce<R>(out, outer, mid, inner, e, beta))
     namespace k = detail::cpu_kernels;
     constexpr bool is_sum = std::is_same_v<R, reduction::sum>;
     const bool big = outer * mid * inner >= 32768;
@@ -1065,6 +1069,7 @@ struct backend<cpu> {
 
   /// col[b] = im2col(x[b]): col is [batch][C·K·K][OH·OW].
   static void im2col(const real* x, std::size_t batch, const conv_geometry& g, real* col) {
+    CDGAN_CPU_RECORD(im2col(x, batch, g, col))
     const std::size_t rows = g.col_rows(), cols = g.col_cols(), kk = g.k * g.k;
     detail::cpu_kernels::parallel_for(batch * g.c, plane_grain(g, 1), [&](std::size_t lo, std::size_t hi) {
       for (std::size_t bc = lo; bc < hi; ++bc) {
@@ -1077,6 +1082,7 @@ struct backend<cpu> {
   /// x[b] += col2im(col[b]) (col as im2col's); threads split the images so no two threads write the
   /// same one. Each pixel adds its contributions in (ky, kx) order, as backend<cuda>.
   static void col2im(const real* col, std::size_t batch, const conv_geometry& g, real* x) {
+    CDGAN_CPU_RECORD(col2im(col, batch, g, x))
     const std::size_t rows = g.col_rows(), cols = g.col_cols(), kk = g.k * g.k;
     detail::cpu_kernels::parallel_for(batch * g.c, plane_grain(g, 1), [&](std::size_t lo, std::size_t hi) {
       for (std::size_t bc = lo; bc < hi; ++bc) {
@@ -1091,6 +1097,7 @@ struct backend<cpu> {
   /// result becomes NCHW with swap_axes). Channel-major order: consecutive image planes of one
   /// channel fill consecutive stretches of the same K·K rows.
   static void im2col_wide(const real* x, std::size_t batch, const conv_geometry& g, real* col) {
+    CDGAN_CPU_RECORD(im2col_wide(x, batch, g, col))
     const std::size_t cols = g.col_cols(), kk = g.k * g.k, hw = g.h * g.w;
     const std::size_t G = group_size(g), groups = (batch + G - 1) / G;
     detail::cpu_kernels::parallel_for(g.c * groups, plane_grain(g, G), [&](std::size_t lo, std::size_t hi) {
@@ -1105,6 +1112,7 @@ struct backend<cpu> {
   /// x[b] += col2im of sample b's columns of the batch-wide column matrix (as im2col_wide's); the
   /// same per-pixel order as col2im.
   static void col2im_wide(const real* col, std::size_t batch, const conv_geometry& g, real* x) {
+    CDGAN_CPU_RECORD(col2im_wide(col, batch, g, x))
     const std::size_t cols = g.col_cols(), kk = g.k * g.k, hw = g.h * g.w;
     const std::size_t G = group_size(g), groups = (batch + G - 1) / G;
     detail::cpu_kernels::parallel_for(g.c * groups, plane_grain(g, G), [&](std::size_t lo, std::size_t hi) {
@@ -1120,6 +1128,7 @@ struct backend<cpu> {
   /// swaps the two outer axes of a [outer][mid][inner] array ([F][batch][OH·OW] ↔ NCHW).
   static void swap_axes(real* dst, const real* src, std::size_t outer, std::size_t mid, std::size_t inner,
                         const real* bias = nullptr) {
+    CDGAN_CPU_RECORD(swap_axes(dst, src, outer, mid, inner, bias))
     const std::size_t grain = std::max<std::size_t>(1, executor<cpu>::grain / std::max<std::size_t>(inner, 1));
     detail::cpu_kernels::parallel_for(outer * mid, grain, [&](std::size_t lo, std::size_t hi) {
       for (std::size_t om = lo; om < hi; ++om) {
@@ -1143,6 +1152,7 @@ struct backend<cpu> {
   /// that is called instead.
   template <class F>
   static void for_each(std::size_t n, const F& f) {
+    CDGAN_CPU_RECORD(for_each(n, f))
     detail::cpu_kernels::parallel_for(n, executor<cpu>::grain, [&](std::size_t lo, std::size_t hi) {
       if constexpr (requires(const F& x, std::size_t i) { x.range(i, i); }) {
         f.range(lo, hi);
@@ -1155,14 +1165,16 @@ struct backend<cpu> {
   }
 
   static void copy(real* dst, const real* src, std::size_t n) {
+    CDGAN_CPU_RECORD(copy(dst, src, n))
     if (n) std::memcpy(dst, src, n * sizeof(real));
   }
   static bool all_finite(const real* p, std::size_t n) {
+    CDGAN_CPU_NOT_WHILE_RECORDING("all_finite (it waits for the device)")
     bool ok = true;
     for (std::size_t i = 0; i < n; ++i) ok &= std::isfinite(p[i]);
     return ok;
   }
-  static void synchronize() {}
+  static void synchronize() { CDGAN_CPU_NOT_WHILE_RECORDING("synchronize") }
 
  private:
   /// Zero-padded image planes, (H + 2P) × (W + 2P), and the offsets of the output pixels in them:
