@@ -104,7 +104,7 @@ void compare(model_t<Device>& graph, model_t<Device>& plain, int steps, Between&
 }
 
 /// Unsupervised (n_critic 1) and few labels (labelled anchors, n_critic 2): step 1 runs as it is, step
-/// 2 is recorded, steps 3..12 replay it; the plain model records nothing.
+/// 2 is recorded, steps 3..7 replay it; the plain model records nothing.
 template <class Device>
 void replay_equals_plain() {
   for (const bool few_labels : {false, true}) {
@@ -123,7 +123,7 @@ void replay_equals_plain() {
       for (std::size_t i = 0; i < y.size(); ++i) y[i] = real(i % 10);
       ids.from_host(y);
     }
-    constexpr int steps = 12;
+    constexpr int steps = 7;
     compare<Device>(*g, *q, steps, [](auto&, int) {}, few_labels ? &lab : nullptr, few_labels ? &ids : nullptr);
     CHECK(g->graph_recordings() == 1);
     CHECK(g->graph_replays() == steps - 2);
@@ -132,8 +132,8 @@ void replay_equals_plain() {
   }
 }
 
-/// An evaluation at batch 200 after step 5 grows G's buffers (memory given back): step 6 runs as it
-/// is, 7 is recorded again, 8-10 replay; steps 3-5 replayed the first recording.
+/// An evaluation at batch 200 after step 4 grows G's buffers (memory given back): step 5 runs as it
+/// is, 6 is recorded again, 7-8 replay; steps 3-4 replayed the first recording.
 template <class Device>
 void memory_given_back_records_again() {
   auto g = std::make_unique<model_t<Device>>(options(true), adam(), adam(), adam());
@@ -141,24 +141,24 @@ void memory_given_back_records_again() {
   latent_batch<30, 10, Device> codes;
   rng r(8);
   codes.sample(200, 1.f, r, false);
-  compare<Device>(*g, *q, 10, [&](auto& m, int s) {
-    if (s == 5) m.generate(codes.zc.cv());
+  compare<Device>(*g, *q, 8, [&](auto& m, int s) {
+    if (s == 4) m.generate(codes.zc.cv());
   });
   CHECK(g->graph_recordings() == 2);
-  CHECK(g->graph_replays() == 6);
+  CHECK(g->graph_replays() == 4);
 }
 
-/// β1 changes in steps 1-4 of a ramp of 5 and stays from step 5: steps 1-5 run as they are (a new key
-/// each), 6 is recorded, 7-9 replay.
+/// β1 changes in steps 1-2 of a ramp of 3 and stays from step 3: steps 1-3 run as they are (a new key
+/// each), 4 is recorded, 5-6 replay.
 template <class Device>
 void ramp_delays_recording() {
   model_options o = options(true), p = options(false);
-  o.beta1_ramp = p.beta1_ramp = 5;
+  o.beta1_ramp = p.beta1_ramp = 3;
   auto g = std::make_unique<model_t<Device>>(o, adam(), adam(), adam());
   auto q = std::make_unique<model_t<Device>>(p, adam(), adam(), adam());
-  compare<Device>(*g, *q, 9, [](auto&, int) {});
+  compare<Device>(*g, *q, 6, [](auto&, int) {});
   CHECK(g->graph_recordings() == 1);
-  CHECK(g->graph_replays() == 3);
+  CHECK(g->graph_replays() == 2);
 }
 
 }  // namespace graph_cases
