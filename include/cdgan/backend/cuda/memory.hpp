@@ -149,21 +149,6 @@ class cuda_context {
     return workspace_;
   }
 
- private:
-  cuda_context() {
-    if (const std::string why = cuda_unavailable_reason(); !why.empty())
-      throw device_error("cdgan: no usable CUDA device (" + why +
-                         "): cdgan::cuda tensors need an NVIDIA GPU and its driver; test cdgan::cuda_available() "
-                         "first, or use cdgan::cpu");
-    CDGAN_CUDA_CHECK(cudaGetDevice(&device_));
-    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
-    int pools = 0;
-    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
-    pools_ = pools != 0;
-    CDGAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  }
-
- public:
   /// Starts recording the work queued on `stream()` into a CUDA graph instead of running it
   /// (relaxed mode: other threads' CUDA calls are not affected). Allocations are refused and frees
   /// deferred until end_capture / abort_capture.
@@ -192,6 +177,18 @@ class cuda_context {
   bool capturing() const noexcept { return capturing_; }
 
  private:
+  cuda_context() {
+    if (const std::string why = cuda_unavailable_reason(); !why.empty())
+      throw device_error("cdgan: no usable CUDA device (" + why +
+                         "): cdgan::cuda tensors need an NVIDIA GPU and its driver; test cdgan::cuda_available() "
+                         "first, or use cdgan::cpu");
+    CDGAN_CUDA_CHECK(cudaGetDevice(&device_));
+    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+    int pools = 0;
+    CDGAN_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
+    pools_ = pools != 0;
+    CDGAN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
   void finish_capture() noexcept {
     capturing_ = false;
     for (void* p : deferred_frees_) deallocate(p);
