@@ -27,14 +27,6 @@ real read_scalar(const real* p) {
   return v;
 }
 
-/// Sum over all elements of an expression with n elements, as a host real (through a device scalar).
-template <class Device, class E>
-real sum(const E& e, std::size_t n, tensor<shape<1>, Device>& scratch) {
-  scratch.resize(1);
-  backend<Device>::template reduce<reduction::sum>(scratch.data(), 1, 1, n, e, 0);
-  return read_scalar<Device>(scratch.data());
-}
-
 /// A per-thread device scalar for the losses' intermediate values (allocated once).
 template <class Device>
 tensor<shape<1>, Device>& scratch() {
