@@ -508,8 +508,8 @@ class model {
   template <class F>
   bool record_and_launch(F&& f, const step_key& key) {
     const std::uint64_t calls = rng_.calls();
-    const std::uint64_t counts[4] = {g_opt_->step_count(), d_opt_->step_count(), e_opt_->step_count(),
-                                     ee_opt_ ? ee_opt_->step_count() : 0};
+    std::uint64_t counts[4] = {};
+    for_each_optimiser([&](optimiser_type& o, std::size_t k) { counts[k] = o.step_count(); });
     try {
       graph_.begin();
       run(f);
@@ -519,16 +519,14 @@ class model {
       graph_.abort();
       rng_.unbind_counter();
       rng_.set_state(rng_.seed(), calls);
-      g_opt_->set_step_count(counts[0]);
-      d_opt_->set_step_count(counts[1]);
-      e_opt_->set_step_count(counts[2]);
-      if (ee_opt_) ee_opt_->set_step_count(counts[3]);
+      for_each_optimiser([&](optimiser_type& o, std::size_t k) { o.set_step_count(counts[k]); });
       graph_off_ = std::string("recording the step as a CUDA graph failed, so steps run as they are from now on: ") + e.what();
       graph_failed_ = true;
       return false;
     }
-    recorded_ = {rng_.calls() - calls, g_opt_->step_count() - counts[0], d_opt_->step_count() - counts[1],
-                 e_opt_->step_count() - counts[2], ee_opt_ ? ee_opt_->step_count() - counts[3] : 0, written_};
+    recorded_.draws = rng_.calls() - calls;
+    for_each_optimiser([&](optimiser_type& o, std::size_t k) { recorded_.steps[k] = o.step_count() - counts[k]; });
+    recorded_.written = written_;
     graph_key_ = key;
     ++graph_recordings_;
     graph_.launch();
@@ -540,12 +538,18 @@ class model {
     counter_host_[0] = rng_.calls();
     graph_.launch();
     rng_.skip(recorded_.draws);
-    g_opt_->skip_steps(recorded_.g);
-    d_opt_->skip_steps(recorded_.d);
-    e_opt_->skip_steps(recorded_.e);
-    if (ee_opt_) ee_opt_->skip_steps(recorded_.ee);
+    for_each_optimiser([&](optimiser_type& o, std::size_t k) { o.skip_steps(recorded_.steps[k]); });
     written_ = recorded_.written;
     ++graph_replays_;
+  }
+
+  /// f(optimiser, k) for G's, D's and E's optimisers (k = 0, 1, 2) and E_e's (k = 3) when there is one.
+  template <class F>
+  void for_each_optimiser(F&& f) {
+    f(*g_opt_, 0);
+    f(*d_opt_, 1);
+    f(*e_opt_, 2);
+    if (ee_opt_) f(*ee_opt_, 3);
   }
 
   /// Before a step's work: the draw counter to the device (rng_ then reads it there), no values yet.
@@ -795,7 +799,8 @@ class model {
   std::optional<step_key> last_key_;  // the last step's key, after it ran
   step_key graph_key_{};
   struct {
-    std::uint64_t draws = 0, g = 0, d = 0, e = 0, ee = 0;
+    std::uint64_t draws = 0;
+    std::uint64_t steps[4] = {};  // per optimiser, in for_each_optimiser's order
     unsigned written = 0;
   } recorded_;
   std::size_t graph_recordings_ = 0, graph_replays_ = 0;
